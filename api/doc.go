@@ -1,0 +1,19 @@
+// Package api owns the AWS wire protocols rdslocal speaks on its HTTP port:
+// the query protocol (RDS, IAM, STS: form-encoded requests, XML responses and
+// XML errors) and JSON 1.1 (Secrets Manager, ACM).
+//
+// Data moves like this. The server gateway (package server) identifies the
+// service and the action of a request and hands the raw parameters to this
+// package, which validates them against the operation's input shape taken
+// from the AWS service model (model/*.json, extracted from botocore by
+// tools/genmodel.py): unknown parameters, wrong types, missing required
+// members and out-of-range values become the protocol's own error. A valid
+// input is normalised to JSON, so every handler decodes its typed input with
+// Call.Decode, whichever protocol carried it. The handler returns a typed
+// result (or an *Error), which the Write* functions render as the protocol's
+// success or error envelope.
+//
+// Services plug in as a Service value: their model, one Handler per action,
+// and optionally a Persister so the server can save and restore their state.
+// The RDS front-end lives in the sub-package api/rds.
+package api

@@ -1,0 +1,58 @@
+// Command rdslocal is a local emulator of Amazon RDS Proxy: the AWS API on
+// http://localhost:4566 and a real database listener for every proxy.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rdslocal/rdslocal/server"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "rdslocal:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("rdslocal", flag.ContinueOnError)
+	var cfg server.Config
+	fs.StringVar(&cfg.Listen, "listen", env("RDSLOCAL_LISTEN", "127.0.0.1:4566"), "API listen address (RDSLOCAL_LISTEN)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("RDSLOCAL_DATA_DIR", ""), "directory that keeps state across restarts; empty keeps it in memory (RDSLOCAL_DATA_DIR)")
+	ports := fs.String("port-range", env("RDSLOCAL_PORT_RANGE", "4510-4560"), "ports for DB instances and ports-mode proxy endpoints, end excluded (RDSLOCAL_PORT_RANGE)")
+	fs.StringVar(&cfg.ProxyAddressing, "proxy-addressing", env("RDSLOCAL_PROXY_ADDRESSING", "loopback"), "loopback: a 127.0.x.y address per proxy endpoint on the standard port; ports: 127.0.0.1 with a port from the range (RDSLOCAL_PROXY_ADDRESSING)")
+	level := fs.String("log-level", env("RDSLOCAL_LOG_LEVEL", "info"), "debug, info, warn or error (RDSLOCAL_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("log level %q: %w", *level, err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	var err error
+	if cfg.PortMin, cfg.PortMax, err = server.ParsePortRange(*ports); err != nil {
+		return err
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return srv.Run(ctx)
+}

@@ -1,0 +1,24 @@
+// Package server wires the rdslocal process together: configuration, the
+// HTTP gateway on port 4566, the internal endpoints, persistence and
+// shutdown. It knows no single AWS action.
+//
+// A request moves through the gateway in five steps:
+//
+//  1. The body is read (at most MaxBodyBytes; more is answered 413).
+//  2. The protocol is chosen: POST with X-Amz-Target is JSON 1.1, anything
+//     else the query protocol (form body, or the URL query for GET).
+//  3. The service is found from the SigV4 credential scope (Authorization
+//     header or presigned X-Amz-Credential), else from the X-Amz-Target
+//     prefix or the query Version, else from the action name. The region
+//     comes from the scope (default us-east-1); the account is
+//     000000000000, or the access key itself when it is 12 digits
+//     (LocalStack's convention).
+//  4. The action's input is validated against the service model (package
+//     api) and its handler runs; a panic becomes InternalFailure.
+//  5. After a successful action that changes state, the service's snapshot
+//     is saved atomically to the data directory (when one is set) before
+//     the response is sent, so an acknowledged write survives a crash.
+//
+// One slog line is logged per request with service, action, status and
+// duration.
+package server

@@ -1,0 +1,257 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rdslocal/rdslocal/api"
+)
+
+// MaxBodyBytes bounds an API request body; a larger one is answered 413.
+const MaxBodyBytes = 10 << 20
+
+// DefaultRegion is used when a request carries no SigV4 credential scope.
+const DefaultRegion = "us-east-1"
+
+// DefaultAccount is the account of every access key that is not 12 digits.
+const DefaultAccount = "000000000000"
+
+// request is what the gateway knows about an API request before dispatch.
+type request struct {
+	id        string
+	json      bool   // JSON 1.1, else query protocol
+	service   string // signing name, "" when unknown
+	action    string
+	region    string
+	accessKey string
+	form      url.Values
+	body      []byte
+}
+
+// serveAPI is the handler for POST / and GET / (the AWS API).
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req := &request{id: uuid.NewString(), region: DefaultRegion}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		s.log.Info("request", "service", req.service, "action", req.action,
+			"status", rec.status, "duration", time.Since(start).Round(time.Microsecond), "request_id", req.id)
+	}()
+	req.json = r.Method == http.MethodPost && r.Header.Get("X-Amz-Target") != ""
+
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		s.fail(rec, req, nil, api.NewError(http.StatusBadRequest, "IncompleteBody", "reading the request body: %v", err))
+		return
+	}
+	if len(body) > MaxBodyBytes {
+		s.fail(rec, req, nil, api.NewError(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
+			"Request body must be at most %d bytes", MaxBodyBytes))
+		return
+	}
+	req.body = body
+	if !req.json {
+		if apiErr := req.parseForm(r); apiErr != nil {
+			s.fail(rec, req, nil, apiErr)
+			return
+		}
+	}
+	req.readScope(r)
+	svc, apiErr := s.route(r, req)
+	if apiErr != nil {
+		s.fail(rec, req, svc, apiErr)
+		return
+	}
+	s.dispatch(rec, r, req, svc)
+}
+
+// parseForm reads the query-protocol parameters from the URL query and, for
+// POST, the form body.
+func (req *request) parseForm(r *http.Request) *api.Error {
+	form, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return api.NewError(http.StatusNotFound, "MalformedQueryString", "The query string contains a syntax error: %v", err)
+	}
+	if r.Method == http.MethodPost && len(req.body) > 0 {
+		ct := r.Header.Get("Content-Type")
+		if ct != "" && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+			return api.NewError(http.StatusBadRequest, "InvalidQueryParameter",
+				"Unsupported Content-Type %q: the query protocol takes application/x-www-form-urlencoded", ct)
+		}
+		bodyForm, err := url.ParseQuery(string(req.body))
+		if err != nil {
+			return api.NewError(http.StatusNotFound, "MalformedQueryString", "The query string contains a syntax error: %v", err)
+		}
+		for k, v := range bodyForm {
+			form[k] = append(form[k], v...)
+		}
+	}
+	req.form = form
+	return nil
+}
+
+// readScope takes service, region and access key from the SigV4 credential
+// scope, in the Authorization header or a presigned X-Amz-Credential.
+func (req *request) readScope(r *http.Request) {
+	cred := ""
+	if h := r.Header.Get("Authorization"); h != "" {
+		if i := strings.Index(h, "Credential="); i >= 0 {
+			cred = h[i+len("Credential="):]
+			if j := strings.IndexAny(cred, ", "); j >= 0 {
+				cred = cred[:j]
+			}
+		}
+	} else if c := r.URL.Query().Get("X-Amz-Credential"); c != "" {
+		cred = c
+	} else if req.form != nil {
+		cred = req.form.Get("X-Amz-Credential")
+	}
+	parts := strings.Split(cred, "/")
+	if len(parts) == 5 && parts[4] == "aws4_request" {
+		req.accessKey, req.region, req.service = parts[0], parts[2], parts[3]
+	}
+}
+
+// route finds the service and the action of a request.
+func (s *Server) route(r *http.Request, req *request) (*api.Service, *api.Error) {
+	var svc *api.Service
+	if req.json {
+		target := r.Header.Get("X-Amz-Target")
+		prefix, action, ok := strings.Cut(target, ".")
+		req.action = action
+		if req.service == "" {
+			svc = s.byTarget[prefix]
+		} else {
+			svc = s.services[req.service]
+		}
+		if svc == nil || !ok || svc.Model.Metadata.Protocol != "json" || prefix != svc.Model.Metadata.TargetPrefix {
+			return nil, api.NewError(http.StatusBadRequest, "UnknownOperationException", "Unknown operation %s", target)
+		}
+		if req.service == "" {
+			req.service = svc.Name()
+		}
+		if _, ok := svc.Handlers[action]; !ok {
+			return svc, api.NewError(http.StatusBadRequest, "UnknownOperationException", "Unknown operation %s", target)
+		}
+		return svc, nil
+	}
+	req.action = req.form.Get("Action")
+	switch {
+	case req.service != "":
+		svc = s.services[req.service]
+	case req.form.Get("Version") != "":
+		svc = s.byVersion[req.form.Get("Version")]
+	default:
+		for _, cand := range s.services {
+			if _, ok := cand.Handlers[req.action]; ok && cand.Model.Metadata.Protocol == "query" {
+				svc = cand
+			}
+		}
+	}
+	if svc == nil || svc.Model.Metadata.Protocol != "query" {
+		name := req.service
+		if name == "" {
+			name = "this endpoint"
+		}
+		return nil, api.NewError(http.StatusBadRequest, "InvalidAction", "The action %s is not valid for %s: rdslocal serves rds, iam and sts on the query protocol", req.action, name)
+	}
+	req.service = svc.Name()
+	if req.action == "" {
+		return svc, api.NewError(http.StatusBadRequest, "MissingAction", "The request must contain the parameter Action")
+	}
+	if _, ok := svc.Handlers[req.action]; !ok {
+		return svc, api.NewError(http.StatusBadRequest, "InvalidAction", "The action %s is not valid for this web service.", req.action)
+	}
+	return svc, nil
+}
+
+// dispatch validates the input, runs the handler and renders its outcome.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request, svc *api.Service) {
+	var input []byte
+	var err error
+	if req.json {
+		input, err = svc.Model.DecodeJSON(req.action, req.body)
+	} else {
+		input, err = svc.Model.DecodeQuery(req.action, req.form)
+	}
+	if err != nil {
+		s.fail(w, req, svc, api.AsError(err))
+		return
+	}
+	call := api.NewCall(r.Context(), input)
+	call.Service, call.Action, call.Region, call.AccessKey, call.RequestID = svc.Name(), req.action, req.region, req.accessKey, req.id
+	call.Account = AccountOf(req.accessKey)
+
+	result, err := s.invoke(svc, call)
+	if err == nil && svc.State != nil && !svc.IsReadOnly(req.action) {
+		err = s.save(svc)
+	}
+	if err != nil {
+		s.fail(w, req, svc, api.AsError(err))
+		return
+	}
+	if req.json {
+		api.WriteJSONResult(w, req.id, result)
+	} else {
+		api.WriteQueryResult(w, svc.Model.Metadata.XMLNamespace, req.action, req.id, result)
+	}
+}
+
+// invoke runs a handler, turning a panic into InternalFailure.
+func (s *Server) invoke(svc *api.Service, call *api.Call) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panic", "service", call.Service, "action", call.Action, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			result, err = nil, api.InternalFailure("rdslocal hit an internal error; see its log")
+		}
+	}()
+	return svc.Handlers[call.Action](call)
+}
+
+// fail renders err in the request's protocol.
+func (s *Server) fail(w http.ResponseWriter, req *request, svc *api.Service, err *api.Error) {
+	if err.Status >= 500 {
+		s.log.Error("request failed", "service", req.service, "action", req.action, "code", err.Code, "message", err.Message)
+	}
+	if req.json {
+		api.WriteJSONError(w, req.id, err)
+		return
+	}
+	ns := "http://rds.amazonaws.com/doc/2014-10-31/"
+	if svc != nil {
+		ns = svc.Model.Metadata.XMLNamespace
+	}
+	api.WriteQueryError(w, ns, req.id, err)
+}
+
+// AccountOf maps an access key to its account: a 12-digit key is the
+// account itself (LocalStack's convention), anything else 000000000000.
+func AccountOf(accessKey string) string {
+	if len(accessKey) == 12 && strings.Trim(accessKey, "0123456789") == "" {
+		return accessKey
+	}
+	return DefaultAccount
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/rdslocal/rdslocal/api"
+	"github.com/rdslocal/rdslocal/api/rds"
+	"github.com/rdslocal/rdslocal/secrets"
+)
+
+// Version is the rdslocal version reported by the health endpoint.
+const Version = "0.1.0"
+
+// Server is one rdslocal process: the services, their state and the HTTP
+// gateway in front of them.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	services  map[string]*api.Service // by signing name
+	byTarget  map[string]*api.Service // JSON 1.1 target prefix
+	byVersion map[string]*api.Service // query protocol API version
+	state     *stateDir               // nil without a data directory
+	saveMu    map[string]*sync.Mutex
+	router    *mux.Router
+}
+
+// New builds a server from cfg and loads saved state from its data
+// directory.
+func New(cfg Config) (*Server, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		services:  map[string]*api.Service{},
+		byTarget:  map[string]*api.Service{},
+		byVersion: map[string]*api.Service{},
+		saveMu:    map[string]*sync.Mutex{},
+	}
+	sec := secrets.New()
+	rdsSvc := rds.New(rds.Options{
+		ProxyAddressing: cfg.ProxyAddressing,
+		PortMin:         cfg.PortMin,
+		PortMax:         cfg.PortMax,
+		Secrets:         sec,
+	})
+	for _, svc := range []*api.Service{sec.Service(), rdsSvc.Service()} {
+		s.register(svc)
+	}
+	if cfg.DataDir != "" {
+		st, err := newStateDir(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.state = st
+		if err := s.load(); err != nil {
+			return nil, err
+		}
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+func (s *Server) register(svc *api.Service) {
+	name := svc.Name()
+	s.services[name] = svc
+	s.saveMu[name] = new(sync.Mutex)
+	if p := svc.Model.Metadata.TargetPrefix; p != "" {
+		s.byTarget[p] = svc
+	}
+	if svc.Model.Metadata.Protocol == "query" {
+		s.byVersion[svc.Model.Metadata.APIVersion] = svc
+	}
+}
+
+func (s *Server) load() error {
+	for name, svc := range s.services {
+		if svc.State == nil {
+			continue
+		}
+		data, err := s.state.load(name)
+		if err != nil {
+			return fmt.Errorf("loading %s state: %w", name, err)
+		}
+		if data == nil {
+			continue
+		}
+		if err := svc.State.Restore(data); err != nil {
+			return fmt.Errorf("loading %s state from %s: %w", name, s.state.path(name), err)
+		}
+	}
+	return nil
+}
+
+// save writes the snapshot of svc; the snapshot is taken under the save lock
+// so the file always ends with the newest state.
+func (s *Server) save(svc *api.Service) error {
+	if s.state == nil {
+		return nil
+	}
+	mu := s.saveMu[svc.Name()]
+	mu.Lock()
+	defer mu.Unlock()
+	data, err := svc.State.Snapshot()
+	if err == nil {
+		err = s.state.save(svc.Name(), data)
+	}
+	if err != nil {
+		s.log.Error("saving state failed", "service", svc.Name(), "err", err)
+		return api.InternalFailure("saving state: " + err.Error())
+	}
+	return nil
+}
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.HandleFunc("/_rdslocal/health", s.serveHealth).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/_localstack/health", s.serveHealth).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/_rdslocal/reset", s.serveReset).Methods(http.MethodPost)
+	r.HandleFunc("/", s.serveAPI).Methods(http.MethodPost, http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: the AWS API is served at /"})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+	})
+	return r
+}
+
+// Handler is the HTTP handler of the whole API, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.router }
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	states := map[string]string{}
+	names := make([]string, 0, len(s.services))
+	for name := range s.services {
+		states[name] = "running"
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	writeJSON(w, http.StatusOK, map[string]any{"services": states, "edition": "rdslocal", "version": Version})
+}
+
+// serveReset clears the state of every service (and its saved snapshot).
+func (s *Server) serveReset(w http.ResponseWriter, _ *http.Request) {
+	for _, svc := range s.services {
+		if svc.State == nil {
+			continue
+		}
+		svc.State.Reset()
+		if err := s.save(svc); err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+	}
+	s.log.Info("state reset")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reset"})
+}
+
+// Run serves the API on cfg.Listen until ctx ends, then shuts down cleanly.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.router, ReadHeaderTimeout: 30 * time.Second}
+	s.log.Info("rdslocal listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(shutCtx)
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	s.Close()
+	s.log.Info("rdslocal stopped")
+	return err
+}
+
+// Close releases what the services hold.
+func (s *Server) Close() {}
