@@ -53,7 +53,6 @@ func New(cfg Config) (*Server, error) {
 		ProxyAddressing: cfg.ProxyAddressing,
 		PortMin:         cfg.PortMin,
 		PortMax:         cfg.PortMax,
-		Secrets:         sec,
 	})
 	for _, svc := range []*api.Service{sec.Service(), rdsSvc.Service()} {
 		s.register(svc)

@@ -1,24 +1,139 @@
 package rds
 
 import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
 	"github.com/rdslocal/rdslocal/api"
-	"github.com/rdslocal/rdslocal/secrets"
 )
 
 // Options configures the RDS front-end.
 type Options struct {
-	ProxyAddressing  string
+	// ProxyAddressing is "loopback" or "ports" (see addressing.go).
+	ProxyAddressing string
+	// PortMin and PortMax bound the ports handed out (end excluded).
 	PortMin, PortMax int
-	Secrets          *secrets.Store
 }
 
-// RDS is the RDS front-end.
-type RDS struct{ opts Options }
+// RDS is the RDS front-end and its state.
+type RDS struct {
+	opts   Options
+	mu     sync.Mutex
+	states map[string]*regionState // by account + "/" + region
+	addrs  *addressPlan
+}
 
-// New returns the RDS front-end.
-func New(o Options) *RDS { return &RDS{opts: o} }
+// New returns an RDS front-end with empty state.
+func New(o Options) *RDS {
+	r := &RDS{opts: o, states: map[string]*regionState{}}
+	r.addrs = newAddressPlan(o.ProxyAddressing, o.PortMin, o.PortMax)
+	return r
+}
 
-// Service returns the RDS API.
+// Service returns the RDS API for the gateway.
 func (r *RDS) Service() *api.Service {
-	return &api.Service{Model: api.MustLoadModel("rds"), Handlers: map[string]api.Handler{}}
+	h := map[string]api.Handler{
+		"CreateDBProxy":               r.createDBProxy,
+		"DescribeDBProxies":           r.describeDBProxies,
+		"ModifyDBProxy":               r.modifyDBProxy,
+		"DeleteDBProxy":               r.deleteDBProxy,
+		"CreateDBProxyEndpoint":       r.createDBProxyEndpoint,
+		"DescribeDBProxyEndpoints":    r.describeDBProxyEndpoints,
+		"ModifyDBProxyEndpoint":       r.modifyDBProxyEndpoint,
+		"DeleteDBProxyEndpoint":       r.deleteDBProxyEndpoint,
+		"DescribeDBProxyTargetGroups": r.describeDBProxyTargetGroups,
+		"ModifyDBProxyTargetGroup":    r.modifyDBProxyTargetGroup,
+		"RegisterDBProxyTargets":      r.registerDBProxyTargets,
+		"DescribeDBProxyTargets":      r.describeDBProxyTargets,
+		"DeregisterDBProxyTargets":    r.deregisterDBProxyTargets,
+		"CreateDBInstance":            r.createDBInstance,
+		"DescribeDBInstances":         r.describeDBInstances,
+		"ModifyDBInstance":            r.modifyDBInstance,
+		"DeleteDBInstance":            r.deleteDBInstance,
+		"RebootDBInstance":            r.rebootDBInstance,
+		"CreateDBCluster":             r.createDBCluster,
+		"DescribeDBClusters":          r.describeDBClusters,
+		"ModifyDBCluster":             r.modifyDBCluster,
+		"DeleteDBCluster":             r.deleteDBCluster,
+		"FailoverDBCluster":           r.failoverDBCluster,
+		"AddTagsToResource":           r.addTagsToResource,
+		"ListTagsForResource":         r.listTagsForResource,
+		"RemoveTagsFromResource":      r.removeTagsFromResource,
+	}
+	return &api.Service{Model: api.MustLoadModel("rds"), Handlers: h, State: r}
+}
+
+// region returns the state of the call's account and region, creating it.
+// The caller holds r.mu.
+func (r *RDS) region(c *api.Call) *regionState {
+	key := c.Account + "/" + c.Region
+	st := r.states[key]
+	if st == nil {
+		st = newRegionState(c.Account, c.Region)
+		r.states[key] = st
+	}
+	return st
+}
+
+// lookup returns the state for an account and region named in an ARN, or nil.
+func (r *RDS) lookup(account, region string) *regionState {
+	return r.states[account+"/"+region]
+}
+
+// Snapshot implements api.Persister.
+func (r *RDS) Snapshot() ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keys := make([]string, 0, len(r.states))
+	for k := range r.states {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	list := make([]*regionState, 0, len(keys))
+	for _, k := range keys {
+		list = append(list, r.states[k])
+	}
+	return json.Marshal(struct{ Regions []*regionState }{list})
+}
+
+// Restore implements api.Persister.
+func (r *RDS) Restore(data []byte) error {
+	var snap struct{ Regions []*regionState }
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return fmt.Errorf("rds state: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = map[string]*regionState{}
+	r.addrs = newAddressPlan(r.opts.ProxyAddressing, r.opts.PortMin, r.opts.PortMax)
+	for _, st := range snap.Regions {
+		fresh := newRegionState(st.Account, st.Region)
+		for k, v := range st.Proxies {
+			fresh.Proxies[k] = v
+			r.addrs.claim(v.Address)
+		}
+		for k, v := range st.Endpoints {
+			fresh.Endpoints[k] = v
+			r.addrs.claim(v.Address)
+		}
+		for k, v := range st.Instances {
+			fresh.Instances[k] = v
+			r.addrs.claimPort(v.Port)
+		}
+		for k, v := range st.Clusters {
+			fresh.Clusters[k] = v
+		}
+		r.states[st.Account+"/"+st.Region] = fresh
+	}
+	return nil
+}
+
+// Reset implements api.Persister.
+func (r *RDS) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = map[string]*regionState{}
+	r.addrs = newAddressPlan(r.opts.ProxyAddressing, r.opts.PortMin, r.opts.PortMax)
 }
