@@ -32,7 +32,7 @@ func (m *Model) DecodeJSON(op string, body []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, SerializationException("Invalid JSON in request body: %v", err)
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		return nil, SerializationException("Invalid JSON in request body: trailing data after the object")
 	}
 	if _, ok := v.(map[string]any); !ok {

@@ -1,0 +1,39 @@
+# rdslocal — see README.md. `make run` starts the emulator, `make test` runs
+# every test (installing PostgreSQL, MariaDB and the AWS CLI from Debian
+# packages when they are missing).
+
+GO          ?= go
+BIN         := bin/rdslocal
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ARGS        ?=
+
+.PHONY: all build run test deps lint fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) .
+
+run: build
+	./$(BIN) $(ARGS)
+
+deps:
+	./scripts/ensure-deps.sh
+
+# The fuzz targets' seed corpora run as ordinary tests here.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Runs each fuzz target for FUZZTIME (default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin
