@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -141,9 +142,15 @@ func (c *jsonChecker) check(s *Shape, v any, path string) error {
 			c.violate(s, path, v, "Member must satisfy enum value set: ["+strings.Join(s.Enum, ", ")+"]")
 		}
 	case "blob":
-		if _, ok := v.(string); !ok {
+		str, ok := v.(string)
+		if !ok {
 			return SerializationException("Expected a base64 string for %s", pathName(path))
 		}
+		raw, err := base64.StdEncoding.DecodeString(str)
+		if err != nil {
+			return SerializationException("Invalid base64 for %s", pathName(path))
+		}
+		c.length(s, nil, path, len(raw))
 	case "boolean":
 		if _, ok := v.(bool); !ok {
 			return SerializationException("Expected a boolean for %s", pathName(path))

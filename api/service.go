@@ -49,6 +49,9 @@ type Service struct {
 	Handlers map[string]Handler
 	// State, when set, lets the server persist and reset the service's state.
 	State Persister
+	// StateKey names the saved snapshot; services sharing one State (IAM
+	// and STS) share a key. Empty means the signing name.
+	StateKey string
 	// ReadOnly reports actions that never change state, so the server can
 	// skip saving after them. Nil means: Describe*, List* and Get* are read-only.
 	ReadOnly func(action string) bool
@@ -56,6 +59,14 @@ type Service struct {
 
 // Name is the service's signing name.
 func (s *Service) Name() string { return s.Model.Metadata.SigningName }
+
+// Key is the name the service's state is saved under.
+func (s *Service) Key() string {
+	if s.StateKey != "" {
+		return s.StateKey
+	}
+	return s.Name()
+}
 
 // IsReadOnly reports whether action leaves the service's state unchanged.
 func (s *Service) IsReadOnly(action string) bool {

@@ -7,13 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/rdslocal/rdslocal/acmcert"
 	"github.com/rdslocal/rdslocal/api"
 	"github.com/rdslocal/rdslocal/api/rds"
+	"github.com/rdslocal/rdslocal/iamauth"
 	"github.com/rdslocal/rdslocal/secrets"
 )
 
@@ -31,6 +33,8 @@ type Server struct {
 	state     *stateDir               // nil without a data directory
 	saveMu    map[string]*sync.Mutex
 	router    *mux.Router
+	ca        *acmcert.CA
+	iam       *iamauth.Directory
 }
 
 // New builds a server from cfg and loads saved state from its data
@@ -48,13 +52,23 @@ func New(cfg Config) (*Server, error) {
 		byVersion: map[string]*api.Service{},
 		saveMu:    map[string]*sync.Mutex{},
 	}
+	caDir := ""
+	if cfg.DataDir != "" {
+		caDir = filepath.Join(cfg.DataDir, "ca")
+	}
+	ca, err := acmcert.LoadOrCreateCA(caDir)
+	if err != nil {
+		return nil, err
+	}
+	s.ca = ca
+	s.iam = iamauth.NewDirectory()
 	sec := secrets.New()
 	rdsSvc := rds.New(rds.Options{
 		ProxyAddressing: cfg.ProxyAddressing,
 		PortMin:         cfg.PortMin,
 		PortMax:         cfg.PortMax,
 	})
-	for _, svc := range []*api.Service{sec.Service(), rdsSvc.Service()} {
+	for _, svc := range []*api.Service{sec.Service(), rdsSvc.Service(), s.iam.IAMService(), s.iam.STSService(), acmcert.NewACM(ca).Service()} {
 		s.register(svc)
 	}
 	if cfg.DataDir != "" {
@@ -74,7 +88,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) register(svc *api.Service) {
 	name := svc.Name()
 	s.services[name] = svc
-	s.saveMu[name] = new(sync.Mutex)
+	if s.saveMu[svc.Key()] == nil {
+		s.saveMu[svc.Key()] = new(sync.Mutex)
+	}
 	if p := svc.Model.Metadata.TargetPrefix; p != "" {
 		s.byTarget[p] = svc
 	}
@@ -84,19 +100,22 @@ func (s *Server) register(svc *api.Service) {
 }
 
 func (s *Server) load() error {
-	for name, svc := range s.services {
-		if svc.State == nil {
+	loaded := map[string]bool{}
+	for _, svc := range s.services {
+		key := svc.Key()
+		if svc.State == nil || loaded[key] {
 			continue
 		}
-		data, err := s.state.load(name)
+		loaded[key] = true
+		data, err := s.state.load(key)
 		if err != nil {
-			return fmt.Errorf("loading %s state: %w", name, err)
+			return fmt.Errorf("loading %s state: %w", key, err)
 		}
 		if data == nil {
 			continue
 		}
 		if err := svc.State.Restore(data); err != nil {
-			return fmt.Errorf("loading %s state from %s: %w", name, s.state.path(name), err)
+			return fmt.Errorf("loading %s state from %s: %w", key, s.state.path(key), err)
 		}
 	}
 	return nil
@@ -108,15 +127,15 @@ func (s *Server) save(svc *api.Service) error {
 	if s.state == nil {
 		return nil
 	}
-	mu := s.saveMu[svc.Name()]
+	mu := s.saveMu[svc.Key()]
 	mu.Lock()
 	defer mu.Unlock()
 	data, err := svc.State.Snapshot()
 	if err == nil {
-		err = s.state.save(svc.Name(), data)
+		err = s.state.save(svc.Key(), data)
 	}
 	if err != nil {
-		s.log.Error("saving state failed", "service", svc.Name(), "err", err)
+		s.log.Error("saving state failed", "service", svc.Key(), "err", err)
 		return api.InternalFailure("saving state: " + err.Error())
 	}
 	return nil
@@ -127,6 +146,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/_rdslocal/health", s.serveHealth).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/_localstack/health", s.serveHealth).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/_rdslocal/reset", s.serveReset).Methods(http.MethodPost)
+	r.HandleFunc("/_rdslocal/ca.pem", s.serveCA).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/", s.serveAPI).Methods(http.MethodPost, http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: the AWS API is served at /"})
@@ -142,14 +162,21 @@ func (s *Server) Handler() http.Handler { return s.router }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	states := map[string]string{}
-	names := make([]string, 0, len(s.services))
 	for name := range s.services {
 		states[name] = "running"
-		names = append(names, name)
 	}
-	sort.Strings(names)
 	writeJSON(w, http.StatusOK, map[string]any{"services": states, "edition": "rdslocal", "version": Version})
 }
+
+// serveCA returns the local CA certificate that signs every proxy endpoint
+// and ACM certificate; clients trust it for sslmode=verify-full.
+func (s *Server) serveCA(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(s.ca.CertPEM())
+}
+
+// CA is the local certificate authority.
+func (s *Server) CA() *acmcert.CA { return s.ca }
 
 // serveReset clears the state of every service (and its saved snapshot).
 func (s *Server) serveReset(w http.ResponseWriter, _ *http.Request) {
