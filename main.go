@@ -4,13 +4,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	iofs "io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
+	"github.com/rdslocal/rdslocal/acmcert"
 	"github.com/rdslocal/rdslocal/server"
 )
 
@@ -29,6 +36,9 @@ func env(name, def string) string {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "ca" {
+		return printCA(args[1:])
+	}
 	fs := flag.NewFlagSet("rdslocal", flag.ContinueOnError)
 	var cfg server.Config
 	fs.StringVar(&cfg.Listen, "listen", env("RDSLOCAL_LISTEN", "127.0.0.1:4566"), "API listen address (RDSLOCAL_LISTEN)")
@@ -55,4 +65,36 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return srv.Run(ctx)
+}
+
+// printCA writes the local CA certificate that signs every proxy endpoint
+// and ACM certificate: from the data directory when it holds one, else from
+// a running rdslocal.
+func printCA(args []string) error {
+	fs := flag.NewFlagSet("rdslocal ca", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", env("RDSLOCAL_DATA_DIR", ""), "data directory of the emulator (RDSLOCAL_DATA_DIR)")
+	endpoint := fs.String("endpoint", "http://"+env("RDSLOCAL_LISTEN", "127.0.0.1:4566"), "URL of a running rdslocal, used without a data directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		pem, err := os.ReadFile(filepath.Join(*dataDir, "ca", acmcert.CACertFile))
+		if err == nil {
+			_, err = os.Stdout.Write(pem)
+			return err
+		}
+		if !errors.Is(err, iofs.ErrNotExist) {
+			return err
+		}
+	}
+	resp, err := http.Get(strings.TrimSuffix(*endpoint, "/") + "/_rdslocal/ca.pem")
+	if err != nil {
+		return fmt.Errorf("no CA in the data directory and no rdslocal answering at %s: %w", *endpoint, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", *endpoint, resp.Status)
+	}
+	_, err = io.Copy(os.Stdout, resp.Body)
+	return err
 }
