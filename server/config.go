@@ -21,6 +21,10 @@ type Config struct {
 	// 127.0.x.y address on the engine's standard port) or "ports"
 	// (127.0.0.1 with a port from the range).
 	ProxyAddressing string
+	// DBBackend chooses what runs behind DB instances: "auto" (a local
+	// process when the engine's binaries are installed), "process", or
+	// "none" (instances are API records only).
+	DBBackend string
 	// Logger receives one line per request and per state change.
 	Logger *slog.Logger
 }
@@ -36,6 +40,9 @@ func (c *Config) Defaults() {
 	if c.ProxyAddressing == "" {
 		c.ProxyAddressing = "loopback"
 	}
+	if c.DBBackend == "" {
+		c.DBBackend = "auto"
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -45,6 +52,13 @@ func (c *Config) Defaults() {
 func (c *Config) Validate() error {
 	if c.PortMin <= 0 || c.PortMax > 65536 || c.PortMin >= c.PortMax {
 		return fmt.Errorf("port range %d-%d is empty or out of bounds", c.PortMin, c.PortMax)
+	}
+	switch c.DBBackend {
+	case "auto", "process", "none":
+	case "docker":
+		return fmt.Errorf("db backend docker is not available in this build: use auto, process or none")
+	default:
+		return fmt.Errorf("db backend %q: want auto, process or none", c.DBBackend)
 	}
 	if c.ProxyAddressing != "loopback" && c.ProxyAddressing != "ports" {
 		return fmt.Errorf("proxy addressing %q: want loopback or ports", c.ProxyAddressing)

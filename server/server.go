@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/rdslocal/rdslocal/acmcert"
 	"github.com/rdslocal/rdslocal/api"
 	"github.com/rdslocal/rdslocal/api/rds"
+	"github.com/rdslocal/rdslocal/engine"
 	"github.com/rdslocal/rdslocal/iamauth"
 	"github.com/rdslocal/rdslocal/secrets"
 )
@@ -35,6 +37,17 @@ type Server struct {
 	router    *mux.Router
 	ca        *acmcert.CA
 	iam       *iamauth.Directory
+	rds       *rds.RDS
+	engines   *engine.Manager // nil with --db-backend none
+}
+
+// engineAdapter gives the RDS front-end the engine layer's operations.
+type engineAdapter struct{ *engine.Manager }
+
+// Supports checks that an installed server can run engine/version (and
+// warms its template data directory).
+func (a engineAdapter) Supports(name, version string) error {
+	return a.Prepare(context.Background(), name, version)
 }
 
 // New builds a server from cfg and loads saved state from its data
@@ -63,12 +76,34 @@ func New(cfg Config) (*Server, error) {
 	s.ca = ca
 	s.iam = iamauth.NewDirectory()
 	sec := secrets.New()
-	rdsSvc := rds.New(rds.Options{
+	rdsOpts := rds.Options{
 		ProxyAddressing: cfg.ProxyAddressing,
 		PortMin:         cfg.PortMin,
 		PortMax:         cfg.PortMax,
-	})
-	for _, svc := range []*api.Service{sec.Service(), rdsSvc.Service(), s.iam.IAMService(), s.iam.STSService(), acmcert.NewACM(ca).Service()} {
+		Logger:          cfg.Logger,
+	}
+	if cfg.DBBackend != "none" {
+		engDir := ""
+		if cfg.DataDir != "" {
+			engDir = filepath.Join(cfg.DataDir, "engine")
+			if err := openForServiceUsers(cfg.DataDir, cfg.Logger); err != nil {
+				return nil, err
+			}
+		}
+		mgr, err := engine.NewManager(context.Background(), engine.Config{
+			DataDir: engDir, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Backend: cfg.DBBackend, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting the engine layer: %w", err)
+		}
+		s.engines = mgr
+		rdsOpts.Engines = engineAdapter{mgr}
+	}
+	s.rds = rds.New(rdsOpts)
+	rdsSvc := s.rds.Service()
+	rdsOpts.OnChange = func() { _ = s.save(rdsSvc) }
+	s.rds.SetOnChange(rdsOpts.OnChange)
+	for _, svc := range []*api.Service{sec.Service(), rdsSvc, s.iam.IAMService(), s.iam.STSService(), acmcert.NewACM(ca).Service()} {
 		s.register(svc)
 	}
 	if cfg.DataDir != "" {
@@ -78,9 +113,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.state = st
 		if err := s.load(); err != nil {
+			s.Close()
 			return nil, err
 		}
 	}
+	// Servers of restored instances come back in the background; their
+	// records say "failed" with the reason if one cannot start.
+	go s.rds.StartEngines(context.Background())
 	s.router = s.routes()
 	return s, nil
 }
@@ -225,5 +264,36 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close releases what the services hold.
-func (s *Server) Close() {}
+// Close stops every database server rdslocal started. Without a data
+// directory their data is removed.
+func (s *Server) Close() {
+	if s.engines != nil {
+		if err := s.engines.Close(); err != nil {
+			s.log.Warn("stopping database servers", "err", err)
+		}
+	}
+}
+
+// openForServiceUsers makes the data directory searchable (o+x, not
+// readable) when rdslocal runs as root: the database servers run as their
+// service users (postgres, mysql) and must reach their data below it.
+// Everything secret below it is mode 0600 or 0700 on its own.
+func openForServiceUsers(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if info.Mode().Perm()&0o001 == 0 {
+		if err := os.Chmod(dir, info.Mode().Perm()|0o001); err != nil {
+			return fmt.Errorf("making the data directory searchable for the database servers: %w", err)
+		}
+		log.Info("made the data directory searchable (o+x) for the database servers' users", "dir", dir)
+	}
+	return nil
+}

@@ -29,6 +29,10 @@ type Option func(*server.Config)
 // WithDataDir keeps state in dir.
 func WithDataDir(dir string) Option { return func(c *server.Config) { c.DataDir = dir } }
 
+// WithDBBackend chooses what runs behind DB instances: "auto" (default,
+// real PostgreSQL/MariaDB processes) or "none" (API records only).
+func WithDBBackend(b string) Option { return func(c *server.Config) { c.DBBackend = b } }
+
 // WithLogger sends the server's log to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(c *server.Config) { c.Logger = l } }
 

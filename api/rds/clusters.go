@@ -257,8 +257,13 @@ func (r *RDS) modifyDBCluster(c *api.Call) (any, error) {
 	}
 	if in.MasterUserPassword != nil {
 		cl.MasterPassword = *in.MasterUserPassword
+		writer := r.clusterWriter(st, cl)
 		for _, m := range clusterMembers(st, cl.ID) {
 			m.MasterPassword = cl.MasterPassword
+			if m.ID == writer {
+				// Readers replicate the change from the writer.
+				r.startSetPassword(st, m, cl.MasterPassword)
+			}
 		}
 	}
 	if in.VpcSecurityGroupIds != nil {
@@ -369,6 +374,7 @@ func (r *RDS) failoverDBCluster(c *api.Call) (any, error) {
 		}
 	}
 	cl.Writer = target
+	r.startFailover(st, cl, writer, target)
 	return struct{ DBCluster xmlDBCluster }{r.clusterXML(st, cl, cl.Status)}, nil
 }
 

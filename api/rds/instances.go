@@ -1,7 +1,9 @@
 package rds
 
 import (
+	"net"
 	"regexp"
+	"strconv"
 	"sort"
 	"strings"
 
@@ -79,6 +81,10 @@ func (r *RDS) instanceXML(st *regionState, in *instance, status string) xmlDBIns
 	}
 	return x
 }
+
+// externalEndpointTag on CreateDBInstance makes the instance an existing
+// server (host:port) reached with the master credentials; nothing is spawned.
+const externalEndpointTag = "rdslocal:endpoint"
 
 // hostedZoneID is the Route 53 zone RDS reports for us-east-1 endpoints.
 const hostedZoneID = "Z2R2ITUGPM61AM"
@@ -159,6 +165,9 @@ func (r *RDS) createDBInstance(c *api.Call) (any, error) {
 	if version == "" {
 		version = eng.version
 	}
+	if err := r.checkEngine(in.Engine, version); err != nil {
+		return nil, api.InvalidParameterCombination("Cannot find version %s for %s: %v", version, in.Engine, err)
+	}
 	storage := deref(in.AllocatedStorage)
 	if storage == 0 {
 		storage = 20
@@ -208,21 +217,39 @@ func (r *RDS) createDBInstance(c *api.Call) (any, error) {
 		inst.Cluster = cl.ID
 		inst.MasterUsername, inst.MasterPassword, inst.DBName = cl.MasterUsername, cl.MasterPassword, cl.DatabaseName
 		inst.EngineVersion, inst.IAMAuth = cl.EngineVersion, cl.IAMAuth
-		if cl.Writer == "" {
+		if w := r.clusterWriter(st, cl); w != "" {
+			inst.ReplicaOf = w
+		} else {
 			cl.Writer = inst.ID
+		}
+	}
+	for _, t := range inst.Tags {
+		if t.Key == externalEndpointTag {
+			if _, _, err := net.SplitHostPort(t.Value); err != nil {
+				return nil, api.InvalidParameterValue("Tag %s must be host:port of an existing server, got %q.", externalEndpointTag, t.Value)
+			}
+			inst.ExternalEndpoint = t.Value
 		}
 	}
 	if len(inst.VpcSecurityGroupIds) == 0 {
 		inst.VpcSecurityGroupIds = []string{"sg-" + hashID(17, "default", st.Account, st.Region)}
 	}
-	port, err := r.addrs.port()
-	if err != nil {
-		return nil, api.NewError(400, "InsufficientDBInstanceCapacity", "%v", err)
+	if inst.ExternalEndpoint != "" {
+		host, port, _ := net.SplitHostPort(inst.ExternalEndpoint)
+		inst.Address = host
+		inst.Port, _ = strconv.Atoi(port)
+	} else {
+		port, err := r.addrs.port()
+		if err != nil {
+			return nil, api.NewError(400, "InsufficientDBInstanceCapacity", "%v", err)
+		}
+		inst.Address, inst.Port = "127.0.0.1", port
 	}
-	inst.Address, inst.Port = "127.0.0.1", port
-	inst.Status = "available"
+	inst.Status = "creating"
 	st.Instances[inst.ID] = inst
-	return struct{ DBInstance xmlDBInstance }{r.instanceXML(st, inst, "creating")}, nil
+	out := r.instanceXML(st, inst, "creating")
+	r.startCreate(st, inst)
+	return struct{ DBInstance xmlDBInstance }{out}, nil
 }
 
 // instanceFilters are the DescribeDBInstances filters rdslocal supports.
@@ -368,6 +395,7 @@ func (r *RDS) modifyDBInstance(c *api.Call) (any, error) {
 	}
 	if in.MasterUserPassword != nil {
 		inst.MasterPassword = *in.MasterUserPassword
+		r.startSetPassword(st, inst, inst.MasterPassword)
 	}
 	if in.DBInstanceClass != nil {
 		inst.Class = *in.DBInstanceClass
@@ -446,15 +474,9 @@ func (r *RDS) deleteDBInstance(c *api.Call) (any, error) {
 	if inst.Status == "deleting" {
 		return nil, invalidInstanceState("Instance %s is already being deleted.", inst.ID)
 	}
-	delete(st.Instances, inst.ID)
-	r.addrs.releasePort(inst.Port)
-	if cl := st.Clusters[inst.Cluster]; cl != nil && cl.Writer == inst.ID {
-		cl.Writer = ""
-		if members := clusterMembers(st, cl.ID); len(members) > 0 {
-			cl.Writer = members[0].ID
-		}
-	}
-	return struct{ DBInstance xmlDBInstance }{r.instanceXML(st, inst, "deleting")}, nil
+	out := r.instanceXML(st, inst, "deleting")
+	r.startDelete(st, inst)
+	return struct{ DBInstance xmlDBInstance }{out}, nil
 }
 
 func (r *RDS) rebootDBInstance(c *api.Call) (any, error) {
@@ -475,5 +497,7 @@ func (r *RDS) rebootDBInstance(c *api.Call) (any, error) {
 	if deref(in.ForceFailover) && !inst.MultiAZ {
 		return nil, api.InvalidParameterCombination("ForceFailover option is not supported for a non-Multi-AZ DB instance %s.", inst.ID)
 	}
-	return struct{ DBInstance xmlDBInstance }{r.instanceXML(st, inst, "rebooting")}, nil
+	out := r.instanceXML(st, inst, "rebooting")
+	r.startReboot(st, inst)
+	return struct{ DBInstance xmlDBInstance }{out}, nil
 }

@@ -20,7 +20,8 @@ const roleArn = "arn:aws:iam::000000000000:role/proxy-role"
 
 func newClient(t *testing.T) *rds.Client {
 	t.Helper()
-	emu := testsuite.Start(t)
+	// These tests check the API; the engine layer has its own tests.
+	emu := testsuite.Start(t, testsuite.WithDBBackend("none"))
 	return rds.NewFromConfig(emu.AWSConfig)
 }
 

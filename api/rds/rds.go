@@ -3,6 +3,7 @@ package rds
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 
@@ -15,6 +16,14 @@ type Options struct {
 	ProxyAddressing string
 	// PortMin and PortMax bound the ports handed out (end excluded).
 	PortMin, PortMax int
+	// Engines runs the real servers behind DB instances; nil keeps
+	// instances as records only.
+	Engines Engines
+	// OnChange is called after state changed outside a request (a server
+	// became available, a delete finished), so the server saves it.
+	OnChange func()
+	// Logger receives one line per instance state change.
+	Logger *slog.Logger
 }
 
 // RDS is the RDS front-end and its state.
@@ -23,11 +32,15 @@ type RDS struct {
 	mu     sync.Mutex
 	states map[string]*regionState // by account + "/" + region
 	addrs  *addressPlan
+	log    *slog.Logger
 }
 
 // New returns an RDS front-end with empty state.
 func New(o Options) *RDS {
-	r := &RDS{opts: o, states: map[string]*regionState{}}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &RDS{opts: o, states: map[string]*regionState{}, log: o.Logger}
 	r.addrs = newAddressPlan(o.ProxyAddressing, o.PortMin, o.PortMax)
 	return r
 }
@@ -136,4 +149,11 @@ func (r *RDS) Reset() {
 	defer r.mu.Unlock()
 	r.states = map[string]*regionState{}
 	r.addrs = newAddressPlan(r.opts.ProxyAddressing, r.opts.PortMin, r.opts.PortMax)
+}
+
+// SetOnChange sets the callback that saves state changed outside a request.
+func (r *RDS) SetOnChange(f func()) {
+	r.mu.Lock()
+	r.opts.OnChange = f
+	r.mu.Unlock()
 }

@@ -98,6 +98,7 @@ type instance struct {
 	Address              string
 	Port                 int
 	Cluster              string
+	ReplicaOf            string // the instance this one replicates (cluster readers)
 	MultiAZ              bool
 	AllocatedStorage     int
 	StorageType          string
