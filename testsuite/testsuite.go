@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,7 +22,12 @@ type Emulator struct {
 	// credentials in us-east-1.
 	AWSConfig aws.Config
 	Server    *server.Server
+	stop      func()
 }
+
+// Stop shuts the emulator down now (stopping the database servers it
+// started); the test's cleanup does it otherwise.
+func (e *Emulator) Stop() { e.stop() }
 
 // Option adjusts the server configuration before start.
 type Option func(*server.Config)
@@ -57,15 +63,17 @@ func Start(tb testing.TB, opts ...Option) *Emulator {
 		defer close(done)
 		_ = srv.Serve(ctx, ln)
 	}()
-	tb.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		<-done
 	})
+	tb.Cleanup(stop)
 	url := "http://" + ln.Addr().String()
 	return &Emulator{
 		URL:       url,
 		Server:    srv,
 		AWSConfig: Config(url, "test", "test"),
+		stop:      stop,
 	}
 }
 

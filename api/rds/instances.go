@@ -73,6 +73,9 @@ func (r *RDS) instanceXML(st *regionState, in *instance, status string) xmlDBIns
 	if in.Cluster != "" {
 		x.PromotionTier = in.PromotionTier
 	}
+	if in.StatusMessage != "" {
+		x.StatusInfos = xmlStatusInfos{{StatusType: "rdslocal", Normal: false, Status: in.Status, Message: in.StatusMessage}}
+	}
 	if in.Address != "" && status != "creating" {
 		x.Endpoint = &xmlEndpoint{Address: in.Address, Port: in.Port, HostedZoneId: hostedZoneID}
 	}

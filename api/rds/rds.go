@@ -134,6 +134,9 @@ func (r *RDS) Restore(data []byte) error {
 		for k, v := range st.Instances {
 			fresh.Instances[k] = v
 			r.addrs.claimPort(v.Port)
+			if r.opts.Engines != nil && v.Status != "deleting" {
+				v.Status = "starting" // until StartEngines has its server back
+			}
 		}
 		for k, v := range st.Clusters {
 			fresh.Clusters[k] = v

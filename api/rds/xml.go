@@ -144,6 +144,7 @@ type xmlDBInstance struct {
 	AutoMinorVersionUpgrade          bool
 	LicenseModel                     string
 	PubliclyAccessible               bool
+	StatusInfos                      xmlStatusInfos `xml:",omitempty"`
 	StorageType                      string
 	DbInstancePort                   int
 	DBClusterIdentifier              string `xml:",omitempty"`
@@ -212,4 +213,19 @@ type xmlDBClusters []xmlDBCluster
 
 func (l xmlDBClusters) MarshalXML(e *xml.Encoder, s xml.StartElement) error {
 	return api.MarshalItems(e, s, "DBCluster", l)
+}
+
+// xmlStatusInfo explains an abnormal status; rdslocal uses it to say why an
+// instance failed.
+type xmlStatusInfo struct {
+	StatusType string
+	Normal     bool
+	Status     string
+	Message    string
+}
+
+type xmlStatusInfos []xmlStatusInfo
+
+func (l xmlStatusInfos) MarshalXML(e *xml.Encoder, s xml.StartElement) error {
+	return api.MarshalItems(e, s, "DBInstanceStatusInfo", l)
 }
