@@ -60,8 +60,11 @@ func (a *addressPlan) release(addr string) {
 
 func (a *addressPlan) releasePort(p int) { delete(a.ports, p) }
 
-// endpointAddress allocates the address of a new proxy endpoint.
-func (a *addressPlan) endpointAddress() (string, error) {
+// endpointAddress allocates the address of a new proxy endpoint of an
+// engine family. In loopback mode an address is taken only if the family's
+// standard port can be bound on it (another rdslocal, or a database on the
+// wildcard address, may hold it).
+func (a *addressPlan) endpointAddress(family string) (string, error) {
 	if a.mode == "ports" {
 		p, err := a.port()
 		if err != nil {
@@ -71,15 +74,22 @@ func (a *addressPlan) endpointAddress() (string, error) {
 		a.addrs[addr] = true
 		return addr, nil
 	}
-	for ip := firstLoopback; ip.Is4() && ip.As4()[0] == 127; ip = ip.Next() {
+	failed := 0
+	for ip := firstLoopback; ip.Is4() && ip.As4()[0] == 127 && failed < 256; ip = ip.Next() {
 		b := ip.As4()
 		if b[3] == 0 || b[3] == 255 || a.addrs[ip.String()] {
 			continue
 		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(standardPort(family))))
+		if err != nil {
+			failed++
+			continue
+		}
+		_ = ln.Close()
 		a.addrs[ip.String()] = true
 		return ip.String(), nil
 	}
-	return "", fmt.Errorf("no free loopback address left for a proxy endpoint")
+	return "", fmt.Errorf("no loopback address with a free port %d for a proxy endpoint; run with --proxy-addressing ports", standardPort(family))
 }
 
 // port allocates a free port from the range: one no record holds and nothing

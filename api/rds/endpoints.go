@@ -70,7 +70,7 @@ func (r *RDS) createDBProxyEndpoint(c *api.Call) (any, error) {
 	if n >= endpointQuota {
 		return nil, endpointQuotaExceeded(p.Name)
 	}
-	addr, err := r.addrs.endpointAddress()
+	addr, err := r.addrs.endpointAddress(p.EngineFamily)
 	if err != nil {
 		return nil, api.NewError(400, "InsufficientAvailableIPsInSubnetFault", "%v", err)
 	}

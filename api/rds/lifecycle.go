@@ -79,6 +79,7 @@ func (r *RDS) changed() {
 	if r.opts.OnChange != nil {
 		r.opts.OnChange()
 	}
+	r.applyDataPlane()
 }
 
 // startCreate provisions the server of a new instance record.

@@ -190,7 +190,7 @@ func (r *RDS) createDBProxy(c *api.Call) (any, error) {
 	if len(st.Proxies) >= proxyQuota {
 		return nil, proxyQuotaExceeded()
 	}
-	addr, err := r.addrs.endpointAddress()
+	addr, err := r.addrs.endpointAddress(in.EngineFamily)
 	if err != nil {
 		return nil, api.NewError(400, "InsufficientAvailableIPsInSubnetFault", "%v", err)
 	}
@@ -237,7 +237,7 @@ func (r *RDS) describeDBProxies(c *api.Call) (any, error) {
 	}
 	out := api.List[xmlDBProxy]{}
 	for _, p := range pg {
-		out = append(out, r.proxyXML(st, p, "available"))
+		out = append(out, r.proxyXML(st, p, r.proxyStatus(p)))
 	}
 	return struct {
 		DBProxies api.List[xmlDBProxy]
@@ -339,7 +339,7 @@ func (r *RDS) modifyDBProxy(c *api.Call) (any, error) {
 		p.VpcSecurityGroupIds = defaultSecurityGroups(vpcOf(p.VpcSubnetIds), in.SecurityGroups)
 	}
 	p.Updated = c.Now
-	return struct{ DBProxy xmlDBProxy }{r.proxyXML(st, p, "available")}, nil
+	return struct{ DBProxy xmlDBProxy }{r.proxyXML(st, p, r.proxyStatus(p))}, nil
 }
 
 func (r *RDS) deleteDBProxy(c *api.Call) (any, error) {

@@ -22,6 +22,8 @@ type Options struct {
 	// OnChange is called after state changed outside a request (a server
 	// became available, a delete finished), so the server saves it.
 	OnChange func()
+	// DataPlane runs the proxy listeners; nil keeps proxies as records.
+	DataPlane DataPlane
 	// Logger receives one line per instance state change.
 	Logger *slog.Logger
 }
@@ -33,6 +35,8 @@ type RDS struct {
 	states map[string]*regionState // by account + "/" + region
 	addrs  *addressPlan
 	log    *slog.Logger
+	// applyMu orders data-plane applications (see applyDataPlane).
+	applyMu sync.Mutex
 }
 
 // New returns an RDS front-end with empty state.
@@ -75,8 +79,26 @@ func (r *RDS) Service() *api.Service {
 		"ListTagsForResource":         r.listTagsForResource,
 		"RemoveTagsFromResource":      r.removeTagsFromResource,
 	}
-	return &api.Service{Model: api.MustLoadModel("rds"), Handlers: h, State: r}
+	svc := &api.Service{Model: api.MustLoadModel("rds"), Handlers: h, State: r}
+	// After every change the data plane gets the new desired state.
+	for action, handler := range h {
+		if svc.IsReadOnly(action) {
+			continue
+		}
+		h[action] = func(c *api.Call) (any, error) {
+			out, err := handler(c)
+			if err == nil {
+				r.applyDataPlane()
+			}
+			return out, err
+		}
+	}
+	return svc
 }
+
+// ApplyDataPlane hands the data plane the desired state of every proxy;
+// the server calls it once at start, after restoring state.
+func (r *RDS) ApplyDataPlane() { r.applyDataPlane() }
 
 // region returns the state of the call's account and region, creating it.
 // The caller holds r.mu.

@@ -238,6 +238,11 @@ func (r *RDS) targetRows(st *regionState, p *proxy, registering bool) api.List[x
 		if inst == nil || inst.Status != "available" {
 			return &xmlTargetHealth{State: "UNAVAILABLE", Reason: "UNREACHABLE", Description: "DB instance is not available"}
 		}
+		if r.opts.DataPlane != nil {
+			if state, reason, desc := r.opts.DataPlane.TargetHealth(p.ID, inst.ID); state != "" {
+				return &xmlTargetHealth{State: state, Reason: reason, Description: desc}
+			}
+		}
 		return &xmlTargetHealth{State: "AVAILABLE"}
 	}
 	for _, id := range p.TargetGroup.Instances {

@@ -1,0 +1,129 @@
+package rds
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	dp "github.com/rdslocal/rdslocal/proxy"
+)
+
+// DataPlane runs the proxy listeners (package proxy's Manager). The RDS
+// front-end hands it the desired state of every proxy after each change.
+type DataPlane interface {
+	Apply(specs []dp.ProxySpec) error
+	Status(proxyID string) (listening bool, err error)
+	TargetHealth(proxyID, targetID string) (state, reason, description string)
+}
+
+// standardPort is where clients of RDS Proxy connect for each engine family.
+func standardPort(family string) int {
+	if family == "MYSQL" {
+		return 3306
+	}
+	return 5432
+}
+
+// listenAddr is the host:port an endpoint's listener binds: its loopback
+// address on the family's standard port, or the ports-mode address as is.
+func listenAddr(addr, family string) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
+	return net.JoinHostPort(addr, strconv.Itoa(standardPort(family)))
+}
+
+// proxyDNSNames are the AWS-style names of a proxy endpoint, for its
+// certificate (clients that verify-full against a name they map locally).
+func proxyDNSNames(st *regionState, p *proxy, endpoint string) []string {
+	zone := fmt.Sprintf("proxy-%s.%s.rds.amazonaws.com", accountDNSLabel(st.Account, st.Region), st.Region)
+	names := []string{"localhost", "*." + zone, "*.endpoint." + zone}
+	if endpoint == "" {
+		return append(names, p.Name+"."+zone)
+	}
+	return append(names, endpoint+".endpoint."+zone)
+}
+
+// dataPlaneSpecs computes the desired state of every proxy. The caller
+// holds r.mu.
+func (r *RDS) dataPlaneSpecs() []dp.ProxySpec {
+	var specs []dp.ProxySpec
+	for _, st := range r.states {
+		for _, p := range st.Proxies {
+			spec := dp.ProxySpec{
+				ID: p.ID, Name: p.Name, Account: st.Account, Region: st.Region, EngineFamily: p.EngineFamily,
+				RequireTLS: p.RequireTLS, IdleClientTimeout: time.Duration(p.IdleClientTimeout) * time.Second,
+				DebugLogging: p.DebugLogging,
+				Pool: dp.PoolSpec{
+					MaxConnectionsPercent:     p.TargetGroup.Pool.MaxConnectionsPercent,
+					MaxIdleConnectionsPercent: p.TargetGroup.Pool.MaxIdleConnectionsPercent,
+					BorrowTimeout:             time.Duration(p.TargetGroup.Pool.ConnectionBorrowTimeout) * time.Second,
+					InitQuery:                 p.TargetGroup.Pool.InitQuery,
+				},
+			}
+			for _, a := range p.Auth {
+				spec.Auth = append(spec.Auth, dp.AuthSpec{UserName: a.UserName, SecretArn: a.SecretArn, IAMAuth: a.IAMAuth, ClientPasswordAuthType: a.ClientPasswordAuthType})
+			}
+			for _, row := range r.targetRows(st, p, false) {
+				if row.Type != "RDS_INSTANCE" || row.Endpoint == "" {
+					continue
+				}
+				spec.Targets = append(spec.Targets, dp.TargetSpec{ID: row.RdsResourceId, Host: row.Endpoint, Port: row.Port, Role: row.Role})
+			}
+			spec.Endpoints = append(spec.Endpoints, r.endpointSpec(st, p, "default", p.Address, "READ_WRITE"))
+			for _, ep := range st.Endpoints {
+				if ep.Proxy == p.Name {
+					spec.Endpoints = append(spec.Endpoints, r.endpointSpec(st, p, ep.Name, ep.Address, ep.TargetRole))
+				}
+			}
+			specs = append(specs, spec)
+		}
+	}
+	return specs
+}
+
+func (r *RDS) endpointSpec(st *regionState, p *proxy, name, addr, role string) dp.EndpointSpec {
+	listen := listenAddr(addr, p.EngineFamily)
+	advertised := []string{listen}
+	if host, port, err := net.SplitHostPort(listen); err == nil && host == "127.0.0.1" {
+		advertised = append(advertised, net.JoinHostPort("localhost", port))
+	}
+	dnsName := ""
+	if name != "default" {
+		dnsName = name
+	}
+	return dp.EndpointSpec{Name: name, Listen: listen, Advertised: advertised, DNSNames: proxyDNSNames(st, p, dnsName), TargetRole: role}
+}
+
+// applyDataPlane hands the current desired state to the data plane.
+// applyMu keeps the applications in the order of the changes.
+func (r *RDS) applyDataPlane() {
+	if r.opts.DataPlane == nil {
+		return
+	}
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	r.mu.Lock()
+	specs := r.dataPlaneSpecs()
+	r.mu.Unlock()
+	if err := r.opts.DataPlane.Apply(specs); err != nil {
+		r.log.Warn("applying proxy configuration", "err", err)
+	}
+}
+
+// proxyStatus is the Status DescribeDBProxies shows: available once the
+// proxy listens.
+func (r *RDS) proxyStatus(p *proxy) string {
+	if r.opts.DataPlane == nil {
+		return "available"
+	}
+	listening, err := r.opts.DataPlane.Status(p.ID)
+	switch {
+	case listening:
+		return "available"
+	case err != nil:
+		return "incompatible-network"
+	}
+	return "creating"
+}
