@@ -38,6 +38,7 @@ type Server struct {
 	ca        *acmcert.CA
 	iam       *iamauth.Directory
 	rds       *rds.RDS
+	acm       *acmcert.ACM
 	engines   *engine.Manager // nil with --db-backend none
 }
 
@@ -103,7 +104,8 @@ func New(cfg Config) (*Server, error) {
 	rdsSvc := s.rds.Service()
 	rdsOpts.OnChange = func() { _ = s.save(rdsSvc) }
 	s.rds.SetOnChange(rdsOpts.OnChange)
-	for _, svc := range []*api.Service{sec.Service(), rdsSvc, s.iam.IAMService(), s.iam.STSService(), acmcert.NewACM(ca).Service()} {
+	s.acm = acmcert.NewACM(ca)
+	for _, svc := range []*api.Service{sec.Service(), rdsSvc, s.iam.IAMService(), s.iam.STSService(), s.acm.Service()} {
 		s.register(svc)
 	}
 	if cfg.DataDir != "" {
