@@ -6,8 +6,10 @@
 // service and the action of a request and hands the raw parameters to this
 // package, which validates them against the operation's input shape taken
 // from the AWS service model (model/*.json, extracted from botocore by
-// tools/genmodel.py): unknown parameters, wrong types, missing required
-// members and out-of-range values become the protocol's own error. A valid
+// tools/genmodel.py): unknown parameters, wrong types and missing required
+// members become the protocol's own error, and for JSON 1.1 also lengths,
+// ranges and enums as Coral validates them (query services check ranges
+// themselves, with their own messages, as RDS does). A valid
 // input is normalised to JSON, so every handler decodes its typed input with
 // Call.Decode, whichever protocol carried it. The handler returns a typed
 // result (or an *Error), which the Write* functions render as the protocol's

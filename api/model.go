@@ -19,11 +19,12 @@ type Model struct {
 
 // Metadata is the service model's metadata block.
 type Metadata struct {
-	Protocol     string `json:"protocol"`
-	APIVersion   string `json:"apiVersion"`
-	SigningName  string `json:"signingName"`
-	TargetPrefix string `json:"targetPrefix"`
-	XMLNamespace string `json:"xmlNamespace"`
+	Protocol       string `json:"protocol"`
+	APIVersion     string `json:"apiVersion"`
+	SigningName    string `json:"signingName"`
+	TargetPrefix   string `json:"targetPrefix"`
+	XMLNamespace   string `json:"xmlNamespace"`
+	EndpointPrefix string `json:"endpointPrefix"`
 }
 
 // Operation names an operation's input shape ("" when it takes none).
@@ -65,6 +66,10 @@ func LoadModel(service string) (*Model, error) {
 	m := new(Model)
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("model %s: %w", service, err)
+	}
+	if m.Metadata.SigningName == "" {
+		// botocore omits signingName when it equals the endpoint prefix.
+		m.Metadata.SigningName = m.Metadata.EndpointPrefix
 	}
 	return m, nil
 }

@@ -25,6 +25,12 @@ type Config struct {
 	// process when the engine's binaries are installed), "process", or
 	// "none" (instances are API records only).
 	DBBackend string
+	// VerifySignatures recomputes the SigV4 signature of every API request
+	// (default: any access key is accepted unverified, as in LocalStack).
+	VerifySignatures bool
+	// EnforceIAM checks identity policies: rds-db:connect for IAM logins,
+	// and that roles named by CreateDBProxy and AssumeRole exist.
+	EnforceIAM bool
 	// Logger receives one line per request and per state change.
 	Logger *slog.Logger
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/rdslocal/rdslocal/api"
+	"github.com/rdslocal/rdslocal/iamauth"
 )
 
 // MaxBodyBytes bounds an API request body; a larger one is answered 413.
@@ -65,6 +67,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	req.readScope(r)
 	svc, apiErr := s.route(r, req)
+	if apiErr == nil && s.cfg.VerifySignatures {
+		apiErr = s.verify(r, req)
+	}
 	if apiErr != nil {
 		s.fail(rec, req, svc, apiErr)
 		return
@@ -187,7 +192,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request, 
 	}
 	call := api.NewCall(r.Context(), input)
 	call.Service, call.Action, call.Region, call.AccessKey, call.RequestID = svc.Name(), req.action, req.region, req.accessKey, req.id
-	call.Account = AccountOf(req.accessKey)
+	call.Account = s.accountOf(req.accessKey)
 
 	result, err := s.invoke(svc, call)
 	if err == nil && svc.State != nil && !svc.IsReadOnly(req.action) {
@@ -231,6 +236,15 @@ func (s *Server) fail(w http.ResponseWriter, req *request, svc *api.Service, err
 	api.WriteQueryError(w, ns, req.id, err)
 }
 
+// accountOf maps an access key to its account: a key created through IAM
+// or STS belongs to its account, otherwise AccountOf decides.
+func (s *Server) accountOf(accessKey string) string {
+	if cred, ok := s.iam.LookupAccessKey(accessKey); ok && cred.Account != "" {
+		return cred.Account
+	}
+	return AccountOf(accessKey)
+}
+
 // AccountOf maps an access key to its account: a 12-digit key is the
 // account itself (LocalStack's convention), anything else 000000000000.
 func AccountOf(accessKey string) string {
@@ -254,4 +268,37 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// verify recomputes the request's SigV4 signature (--verify-signatures) and
+// answers a failure with the code AWS uses in the request's protocol.
+func (s *Server) verify(r *http.Request, req *request) *api.Error {
+	_, err := iamauth.Authenticate(r, req.body, s.iam, time.Now())
+	if err == nil {
+		return nil
+	}
+	s.log.Info("request signature rejected", "service", req.service, "action", req.action, "reason", err.Error())
+	type codes struct {
+		query, json string
+		status      int // of the query error; JSON errors are 400
+		msg         string
+	}
+	c := codes{"IncompleteSignature", "IncompleteSignatureException", http.StatusForbidden, "The request signature is incomplete or malformed."}
+	switch {
+	case errors.Is(err, iamauth.ErrMissingAuth):
+		c = codes{"MissingAuthenticationToken", "MissingAuthenticationTokenException", http.StatusForbidden, "Request is missing Authentication Token"}
+	case errors.Is(err, iamauth.ErrUnknownKey), errors.Is(err, iamauth.ErrInvalidSessionToken):
+		c = codes{"InvalidClientTokenId", "UnrecognizedClientException", http.StatusForbidden, "The security token included in the request is invalid."}
+	case errors.Is(err, iamauth.ErrSignatureMismatch):
+		c = codes{"SignatureDoesNotMatch", "InvalidSignatureException", http.StatusForbidden,
+			"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
+	case errors.Is(err, iamauth.ErrCredentialsExpired):
+		c = codes{"ExpiredToken", "ExpiredTokenException", http.StatusForbidden, "The security token included in the request is expired"}
+	case errors.Is(err, iamauth.ErrExpired), errors.Is(err, iamauth.ErrNotYetValid):
+		c = codes{"RequestExpired", "InvalidSignatureException", http.StatusForbidden, "Signature expired or not yet valid: " + err.Error()}
+	}
+	if req.json {
+		return api.NewError(http.StatusBadRequest, c.json, "%s", c.msg)
+	}
+	return api.NewError(c.status, c.query, "%s", c.msg)
 }

@@ -76,12 +76,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ca = ca
 	s.iam = iamauth.NewDirectory()
+	s.iam.Strict = cfg.EnforceIAM
 	sec := secrets.New()
 	rdsOpts := rds.Options{
 		ProxyAddressing: cfg.ProxyAddressing,
 		PortMin:         cfg.PortMin,
 		PortMax:         cfg.PortMax,
 		Logger:          cfg.Logger,
+	}
+	if cfg.EnforceIAM {
+		rdsOpts.Roles = s.iam
 	}
 	if cfg.DBBackend != "none" {
 		engDir := ""

@@ -3,8 +3,8 @@ package rds
 import (
 	"net"
 	"regexp"
-	"strconv"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/rdslocal/rdslocal/api"

@@ -31,9 +31,14 @@ type authInput struct {
 var roleArnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$`)
 var secretArnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$`)
 
-func checkRoleArn(arn string) error {
+// checkRole validates a proxy's RoleArn; under --enforce-iam the role must
+// exist in IAM.
+func (r *RDS) checkRole(arn string) error {
 	if !roleArnPattern.MatchString(arn) {
 		return api.InvalidParameterValue("The parameter RoleArn %s is not a valid IAM role ARN (arn:aws:iam::<account>:role/<name>).", arn)
+	}
+	if r.opts.Roles != nil && !r.opts.Roles.RoleExists(arn) {
+		return api.InvalidParameterValue("IAM role ARN value is invalid or does not include the required permissions for: %s (rdslocal --enforce-iam: create the role with aws iam create-role)", arn)
 	}
 	return nil
 }
@@ -151,7 +156,7 @@ func (r *RDS) createDBProxy(c *api.Call) (any, error) {
 	if in.EngineFamily == "SQLSERVER" {
 		return nil, api.InvalidParameterValue("rdslocal emulates the MYSQL and POSTGRESQL engine families; SQLSERVER is not supported.")
 	}
-	if err := checkRoleArn(in.RoleArn); err != nil {
+	if err := r.checkRole(in.RoleArn); err != nil {
 		return nil, err
 	}
 	if len(in.VpcSubnetIds) == 0 {
@@ -290,7 +295,7 @@ func (r *RDS) modifyDBProxy(c *api.Call) (any, error) {
 		}
 	}
 	if in.RoleArn != nil {
-		if err := checkRoleArn(*in.RoleArn); err != nil {
+		if err := r.checkRole(*in.RoleArn); err != nil {
 			return nil, err
 		}
 	}

@@ -22,6 +22,8 @@ type Options struct {
 	// OnChange is called after state changed outside a request (a server
 	// became available, a delete finished), so the server saves it.
 	OnChange func()
+	// Roles, when set (--enforce-iam), must know the role a proxy names.
+	Roles interface{ RoleExists(roleArn string) bool }
 	// DataPlane runs the proxy listeners; nil keeps proxies as records.
 	DataPlane DataPlane
 	// Logger receives one line per instance state change.
