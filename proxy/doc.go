@@ -1,0 +1,117 @@
+// Package proxy is the data plane of the RDS Proxy emulator: one listener
+// per proxy endpoint, client sessions, a connection pool per database
+// target, borrowing and returning server connections at transaction
+// boundaries, session pinning, health and metrics. The PostgreSQL wire
+// format lives in proxy/pg; this package holds the policy.
+//
+// # API
+//
+// The control plane computes the desired state of every proxy (ProxySpec:
+// auth entries, TLS, timeouts, pool settings, targets and endpoints) and
+// hands the full list to Manager.Apply, which reconciles: new endpoints get
+// listeners, removed ones are closed together with their sessions, changed
+// settings apply to sessions that log in afterwards (existing sessions keep
+// the settings they logged in with, except pool sizes and the borrow
+// timeout, which are read at each borrow), and when the target list changes
+// connections to a removed or moved target are closed as they come back.
+// Status, TargetHealth and WriteMetrics report; Close stops everything and
+// waits for every goroutine.
+//
+// # Layers
+//
+//   - manager.go: Manager, proxyState (per proxy: spec snapshot, routes,
+//     statement registry), endpoint (listener, accept loop, sessions), health
+//     probes, cancel keys, SCRAM credential cache.
+//   - session.go: one client session: handshake (TLS, startup checks,
+//     authentication), borrowing with settings synchronisation, pinning.
+//   - relay.go: the command-phase loop and the response relay.
+//   - pool.go: target (shared connection budget, FIFO waiters) and pool (idle
+//     connections of one user and database), backend connections.
+//   - stmt.go: the protocol-level prepared-statement registry.
+//   - pin.go: which statement classes pin, and RDS's reason texts.
+//   - metrics.go: CloudWatch-named counters and gauges.
+//
+// # Connection lifecycle
+//
+//  1. The endpoint accepts a TCP connection and starts one goroutine for
+//     the session; everything below runs on it.
+//  2. Startup (deadline 10 s): SSLRequest → TLS with the endpoint's ACM-style
+//     certificate; GSSENCRequest → 'N'; CancelRequest → looked up in the
+//     cancel-key map and forwarded to the backend now running that client's
+//     query (RDS Proxy ignores CancelRequest; the emulator goes further).
+//     Protocol 3.2 is negotiated down to 3.0. Allowed startup parameters are
+//     user, database, replication (false only), application_name,
+//     client_encoding, DateStyle, TimeZone and extra_float_digits; anything
+//     else fails with RDS's "Feature not supported: RDS Proxy currently
+//     doesn't support the option <name>." (0A000).
+//  3. RequireTLS refuses plaintext ("This RDS Proxy requires TLS
+//     connections.", 28000). The login user must be the username of one of
+//     the proxy's secrets, read at AWSCURRENT on every login; otherwise
+//     28000 "This RDS proxy has no credentials for the role …". IAMAuth
+//     REQUIRED asks for a cleartext password over TLS only ("IAM
+//     authentication is allowed only with SSL connections.") and validates
+//     it as an RDS IAM token for the endpoint's advertised addresses, the
+//     proxy region and the user; otherwise SCRAM-SHA-256 (default) or MD5
+//     per ClientPasswordAuthType. Failures: FATAL 28P01 "password
+//     authentication failed for user …".
+//  4. The session borrows a backend once to learn the server's parameters,
+//     sends AuthenticationOk, every ParameterStatus, its own BackendKeyData
+//     and ReadyForQuery, and returns the backend.
+//  5. Command phase: the first message of a request borrows a backend from
+//     the pool of (current target for the endpoint's role, user, database):
+//     an idle one (checked with a non-blocking peek so connections killed or
+//     lost while idle are discarded), else a new one if fewer than
+//     MaxConnectionsPercent of the target's max_connections are open
+//     (learned with the first connection), else the borrower waits FIFO up
+//     to BorrowTimeout and then gets ERROR 53300 "Timed-out waiting to
+//     acquire database connection." A dial failure is retried until the
+//     deadline (the database may be restarting). New connections run the
+//     InitQuery.
+//  6. Settings: the client's startup settings are applied to the borrowed
+//     backend with SET when they differ from what the backend carries (the
+//     proxy tracks them per connection), so pools are not split by them;
+//     server parameters that differ from what the client has seen are sent
+//     to it as ParameterStatus before the response.
+//  7. Messages are forwarded as whole frames through buffered writers;
+//     responses are relayed inline on the same goroutine until every pending
+//     request is answered (the pending queue mirrors the server's order:
+//     ReadyForQuery ends Query/Sync, completions end Parse/Bind/Describe/
+//     Execute/Close, an error drops everything up to the next Sync). DataRow
+//     and CopyData are streamed. COPY FROM STDIN switches to reading the
+//     client until CopyDone/CopyFail.
+//  8. The backend goes back to the pool at ReadyForQuery 'I' (decided by the
+//     protocol, never by keywords), unless the session is pinned.
+//  9. Prepared statements (PgBouncer's design): a named Parse is interned
+//     per proxy as rdsproxy_<n>; each backend remembers which it holds; the
+//     client's names are rewritten in Parse/Bind/Describe; a Bind or
+//     Describe on a backend lacking the statement gets a Parse injected
+//     first (its ParseComplete swallowed); a Parse the backend already holds
+//     is answered locally; Close of a named statement is answered locally
+//     and the backend copy kept. The unnamed statement is re-parsed when a
+//     later Bind lands on another backend.
+//  10. Pinning: Query and Parse texts are classified (pg.Classify); SET and
+//     RESET (not SET LOCAL/TRANSACTION/CONSTRAINTS), set_config(), SQL
+//     PREPARE/EXECUTE/DEALLOCATE, DISCARD, LISTEN, temporary tables, views
+//     and sequences, DECLARE … WITH HOLD, session-level advisory locks, LOAD
+//     and any statement longer than 16384 bytes pin the session to its
+//     backend for its remaining life. Each pin logs RDS's line "The client
+//     session was pinned to the database connection [dbConnection=N] for
+//     the remainder of the session. … Reason: …" and counts in
+//     DatabaseConnectionsCurrentlySessionPinned. (RDS's 2023 list also
+//     names nextval/setval; the emulator does not pin on them.)
+//  11. End: a pinned backend is reset (ROLLBACK if needed, DISCARD ALL, the
+//     InitQuery again) or closed after LOAD; a backend left in a transaction
+//     by a vanished client is rolled back and returned; a backend that was
+//     mid-response is closed. A backend that dies mid-request gives its
+//     client the server's FATAL (or FATAL 08006) and ends that session only.
+//     IdleClientTimeout closes clients idle between requests (FATAL 57P05).
+//
+// # Limits
+//
+// A client that pipelines very large batches without Sync or Flush while
+// not reading can deadlock against the server, as it would directly.
+// CancelRequest is forwarded on a best-effort basis: if the backend is
+// returned between lookup and delivery, another client's statement could be
+// cancelled (the session lock narrows but does not close that window).
+// Statement registries grow with distinct named statements.
+package proxy

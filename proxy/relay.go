@@ -1,0 +1,591 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rdslocal/rdslocal/proxy/pg"
+)
+
+// pend is one request forwarded to (or answered in place of) the backend
+// whose response has not been relayed yet. The queue mirrors the server's
+// processing order, so responses can be matched to requests: injected
+// Parse messages are swallowed, synthetic completions are emitted in their
+// place, and after an error the entries the server skips are dropped.
+type pend struct {
+	kind    pendKind
+	st      *stmt // Parse entries: the statement marked prepared on the backend
+	unnamed bool  // Parse entries: into the unnamed statement
+}
+
+// pendKind says what response ends a pending request.
+type pendKind uint8
+
+// Pending request kinds.
+const (
+	pkQuery    pendKind = iota + 1 // Query: ends at ReadyForQuery
+	pkSync                         // Sync: ends at ReadyForQuery
+	pkFunc                         // FunctionCall: ends at ReadyForQuery
+	pkParse                        // client Parse: ParseComplete forwarded
+	pkParseInj                     // proxy-injected Parse: ParseComplete swallowed
+	pkBind                         // BindComplete
+	pkClose                        // CloseComplete
+	pkDescS                        // ParameterDescription, then RowDescription/NoData
+	pkDescP                        // RowDescription/NoData
+	pkExec                         // CommandComplete/EmptyQueryResponse/PortalSuspended
+	pkSynParse                     // answered here: ParseComplete
+	pkSynClose                     // answered here: CloseComplete
+)
+
+func (k pendKind) endsAtZ() bool { return k == pkQuery || k == pkSync || k == pkFunc }
+
+// backendError and clientError tell which side of a relay failed.
+type backendError struct{ error }
+type clientError struct{ error }
+
+func (e backendError) Unwrap() error { return e.error }
+func (e clientError) Unwrap() error  { return e.error }
+
+// loop is the session's command phase.
+func (s *session) loop() {
+	idle := s.spec.IdleClientTimeout
+	em := &s.ep.metrics
+	for {
+		deadlineSet := false
+		if idle > 0 && !s.cr.PeekReady() {
+			s.conn.SetReadDeadline(time.Now().Add(idle))
+			deadlineSet = true
+		}
+		typ, n, err := s.cr.Header()
+		if deadlineSet {
+			s.conn.SetReadDeadline(time.Time{})
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !s.killed.Load() {
+				s.sendFatal("57P05", "terminating connection because the client was idle for longer than the proxy's IdleClientTimeout (%s)", idle)
+			}
+			return
+		}
+		switch typ {
+		case pg.MsgTerminate:
+			return
+		case pg.MsgCopyData, pg.MsgCopyDone, pg.MsgCopyFail:
+			// Outside COPY the server ignores these too.
+			if s.cr.Skip(n) != nil {
+				return
+			}
+			continue
+		}
+		body, err := s.cr.Body(n)
+		if err != nil {
+			return
+		}
+		if !s.inBatch {
+			s.inBatch = true
+			s.reqStart = time.Now()
+		}
+		if s.b == nil {
+			if err := s.acquire(); err != nil {
+				if s.ctx.Err() != nil || s.broken {
+					return
+				}
+				if s.rejectRequest(typ, err) != nil {
+					return
+				}
+				continue
+			}
+		}
+		if err := s.handle(typ, body); err != nil {
+			var be backendError
+			if errors.As(err, &be) {
+				s.broken = true
+				if !s.fatal && !s.killed.Load() {
+					s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", be.error)
+				}
+			} else {
+				var ce clientError
+				if errors.As(err, &ce) && len(s.pending) > 0 {
+					s.broken = true
+				}
+			}
+			return
+		}
+		if s.fatal {
+			return
+		}
+		if len(s.pending) == 0 && s.lastZ != 0 {
+			s.inBatch = false
+			em.QueryResponseLatency.observe(time.Since(s.reqStart))
+			if s.lastZ == pg.TxIdle && !s.pinned {
+				s.releaseBackend(true)
+			}
+		}
+	}
+}
+
+// rejectRequest answers a request that could not get a backend: an
+// ErrorResponse, then (after skipping to the client's Sync for the extended
+// protocol) ReadyForQuery 'I'.
+func (s *session) rejectRequest(typ byte, err error) error {
+	s.inBatch = false
+	e := &pg.Error{Severity: "ERROR", Code: errorCode(err), Message: errorText(err)}
+	s.cw.Write(pg.AppendErrorResponse(nil, e))
+	for typ != pg.MsgQuery && typ != pg.MsgSync && typ != pg.MsgFunctionCall {
+		if err := s.cw.Flush(); err != nil {
+			return err
+		}
+		var n int
+		var rerr error
+		typ, n, rerr = s.cr.Header()
+		if rerr != nil {
+			return rerr
+		}
+		if typ == pg.MsgTerminate {
+			return io.EOF
+		}
+		if rerr = s.cr.Skip(n); rerr != nil {
+			return rerr
+		}
+	}
+	s.cw.Write(pg.AppendReadyForQuery(nil, pg.TxIdle))
+	return s.cw.Flush()
+}
+
+// handle processes one client message on the held backend.
+func (s *session) handle(typ byte, body []byte) error {
+	b := s.b
+	em := &s.ep.metrics
+	switch typ {
+	case pg.MsgQuery:
+		q, err := pg.ParseQuery(body)
+		if err != nil {
+			return s.protocolViolation("malformed Query message")
+		}
+		s.classify(pg.Classify(q), len(q))
+		s.debugSQL(q)
+		em.QueryRequests.Add(1)
+		s.countTLS()
+		b.unnamed = nil
+		s.unnamed = nil
+		s.forward(typ, body)
+		s.pending = append(s.pending, pend{kind: pkQuery})
+		return s.flushAndRelay()
+	case pg.MsgParse:
+		return s.handleParse(body)
+	case pg.MsgBind:
+		portal, name, rest, err := pg.ParseBind(body)
+		if err != nil {
+			return s.protocolViolation("malformed Bind message")
+		}
+		if len(name) == 0 {
+			s.ensureUnnamed()
+			s.forward(typ, body)
+		} else if st := s.stmts[string(name)]; st != nil {
+			s.ensure(st)
+			s.out = pg.AppendBind(s.out[:0], string(portal), st.name, rest)
+			b.w.Write(s.out)
+		} else {
+			s.forward(typ, body)
+		}
+		s.pending = append(s.pending, pend{kind: pkBind})
+	case pg.MsgDescribe:
+		kind, name, err := pg.ParseDescribeClose(body)
+		if err != nil {
+			return s.protocolViolation("malformed Describe message")
+		}
+		if kind == 'P' {
+			s.forward(typ, body)
+			s.pending = append(s.pending, pend{kind: pkDescP})
+			break
+		}
+		if len(name) == 0 {
+			s.ensureUnnamed()
+			s.forward(typ, body)
+		} else if st := s.stmts[string(name)]; st != nil {
+			s.ensure(st)
+			b.w.Write(pg.AppendDescribeClose(s.out[:0], pg.MsgDescribe, 'S', st.name))
+		} else {
+			s.forward(typ, body)
+		}
+		s.pending = append(s.pending, pend{kind: pkDescS})
+	case pg.MsgClose:
+		kind, name, err := pg.ParseDescribeClose(body)
+		if err != nil {
+			return s.protocolViolation("malformed Close message")
+		}
+		if kind == 'S' && len(name) > 0 {
+			if _, ok := s.stmts[string(name)]; ok {
+				// Answered here; the backend keeps its copy for other clients.
+				delete(s.stmts, string(name))
+				s.pending = append(s.pending, pend{kind: pkSynClose})
+				break
+			}
+		}
+		if kind == 'S' {
+			s.unnamed = nil
+			b.unnamed = nil
+		}
+		s.forward(typ, body)
+		s.pending = append(s.pending, pend{kind: pkClose})
+	case pg.MsgExecute:
+		em.QueryRequests.Add(1)
+		s.countTLS()
+		s.forward(typ, body)
+		s.pending = append(s.pending, pend{kind: pkExec})
+	case pg.MsgSync:
+		s.forward(typ, body)
+		s.pending = append(s.pending, pend{kind: pkSync})
+		return s.flushAndRelay()
+	case pg.MsgFlush:
+		s.forward(typ, body)
+		return s.flushAndRelay()
+	case pg.MsgFunctionCall:
+		em.QueryRequests.Add(1)
+		s.forward(typ, body)
+		s.pending = append(s.pending, pend{kind: pkFunc})
+		return s.flushAndRelay()
+	default:
+		return s.protocolViolation(fmt.Sprintf("invalid frontend message type %d", typ))
+	}
+	return nil
+}
+
+func (s *session) countTLS() {
+	if s.tls {
+		s.ep.metrics.QueryRequestsTLS.Add(1)
+	} else {
+		s.ep.metrics.QueryRequestsNoTLS.Add(1)
+	}
+}
+
+func (s *session) protocolViolation(msg string) error {
+	return clientError{s.sendFatal("08P01", "%s", msg)}
+}
+
+func (s *session) debugSQL(q []byte) {
+	if s.spec.DebugLogging {
+		s.m.log.Info("query", "proxy", s.spec.Name, "endpoint", s.ep.spec.Name, "dbConnection", s.b.id, "sql", string(q))
+	}
+}
+
+// forward queues a client message for the backend unchanged.
+func (s *session) forward(typ byte, body []byte) {
+	s.lastZ = 0
+	pg.WriteMessage(s.b.w, typ, body)
+}
+
+// classify applies the pinning policy to a statement.
+func (s *session) classify(c pg.Class, textLen int) {
+	if textLen > pinTextLimit {
+		s.pin(reasonTextSize)
+	}
+	if c == 0 {
+		return
+	}
+	if r := pinReason(c); r != "" {
+		s.pin(r)
+	}
+	if c&pg.ClassDropsPrepared != 0 {
+		clear(s.b.prepared)
+		clear(s.stmts)
+		s.b.unnamed = nil
+		s.unnamed = nil
+	}
+	if c&pg.ClassLoad != 0 {
+		s.b.loaded = true
+	}
+}
+
+// handleParse tracks a Parse: named statements get their global name and
+// are sent only if the backend lacks them.
+func (s *session) handleParse(body []byte) error {
+	b := s.b
+	name, query, params, err := pg.ParseParse(body)
+	if err != nil {
+		return s.protocolViolation("malformed Parse message")
+	}
+	s.debugSQL(query)
+	if len(name) == 0 {
+		s.classify(pg.Classify(query), len(query))
+		st := &stmt{query: append([]byte(nil), query...), params: append([]byte(nil), params...)}
+		s.unnamed, b.unnamed = st, st
+		s.forward(pg.MsgParse, body)
+		s.pending = append(s.pending, pend{kind: pkParse, unnamed: true})
+		return nil
+	}
+	st := s.p.regs.get(query, params)
+	if st.big {
+		s.pin(reasonTextSize)
+	}
+	s.classify(st.class, 0)
+	s.stmts[string(name)] = st
+	if _, ok := b.prepared[st.id]; ok {
+		s.pending = append(s.pending, pend{kind: pkSynParse})
+		return nil
+	}
+	s.lastZ = 0
+	b.w.Write(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
+	b.prepared[st.id] = struct{}{}
+	s.pending = append(s.pending, pend{kind: pkParse, st: st})
+	return nil
+}
+
+// ensure prepares st on the backend if it lacks it (lazy re-prepare).
+func (s *session) ensure(st *stmt) {
+	b := s.b
+	if _, ok := b.prepared[st.id]; ok {
+		return
+	}
+	s.lastZ = 0
+	b.w.Write(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
+	b.prepared[st.id] = struct{}{}
+	s.pending = append(s.pending, pend{kind: pkParseInj, st: st})
+}
+
+// ensureUnnamed re-parses the client's unnamed statement on a backend that
+// does not hold it.
+func (s *session) ensureUnnamed() {
+	b := s.b
+	if s.unnamed == nil || b.unnamed == s.unnamed {
+		return
+	}
+	s.lastZ = 0
+	b.w.Write(pg.AppendParse(s.out[:0], "", s.unnamed.query, s.unnamed.params))
+	b.unnamed = s.unnamed
+	s.pending = append(s.pending, pend{kind: pkParseInj, unnamed: true})
+}
+
+// flushAndRelay sends the queued messages and relays the responses.
+func (s *session) flushAndRelay() error {
+	s.dbStart = time.Now()
+	if err := s.b.w.Flush(); err != nil {
+		return backendError{err}
+	}
+	err := s.relay()
+	if ferr := s.cw.Flush(); ferr != nil && err == nil {
+		err = clientError{ferr}
+	}
+	return err
+}
+
+// relay reads server messages and forwards them to the client until every
+// pending request has been answered. Row data and COPY data are streamed;
+// only ReadyForQuery, ErrorResponse, ParameterStatus and the completion
+// messages the queue needs are looked at.
+func (s *session) relay() error {
+	b := s.b
+	for {
+		for len(s.pending) > 0 {
+			switch s.pending[0].kind {
+			case pkSynParse:
+				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgParseComplete))
+			case pkSynClose:
+				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgCloseComplete))
+			default:
+				goto read
+			}
+			s.pop()
+		}
+		return nil
+	read:
+		typ, n, err := b.r.Header()
+		if err != nil {
+			return backendError{err}
+		}
+		switch typ {
+		case pg.MsgDataRow, pg.MsgCopyData:
+			if err := s.stream(typ, n); err != nil {
+				return err
+			}
+			continue
+		}
+		body, err := b.r.Body(n)
+		if err != nil {
+			return backendError{err}
+		}
+		head := s.pending[0].kind
+		switch typ {
+		case pg.MsgReadyForQuery:
+			if len(body) != 1 {
+				return backendError{pg.ErrMalformed}
+			}
+			s.noteZ(body[0])
+			for len(s.pending) > 0 {
+				k := s.pending[0].kind
+				s.pop()
+				if k.endsAtZ() {
+					break
+				}
+			}
+		case pg.MsgErrorResponse:
+			if isFatal(body) {
+				s.fatal = true
+			}
+			if !head.endsAtZ() {
+				s.dropUntilSync()
+			}
+		case pg.MsgParameterStatus:
+			name, value := b.noteParam(body)
+			if s.seen != nil && name != "" {
+				s.seen[name] = value
+			}
+		case pg.MsgParseComplete:
+			if head == pkParseInj {
+				s.pop()
+				continue // swallowed
+			}
+			if head == pkParse {
+				s.pop()
+			}
+		case pg.MsgBindComplete:
+			if head == pkBind {
+				s.pop()
+			}
+		case pg.MsgCloseComplete:
+			if head == pkClose {
+				s.pop()
+			}
+		case pg.MsgRowDescription, pg.MsgNoData:
+			if head == pkDescS || head == pkDescP {
+				s.pop()
+			}
+		case pg.MsgCommandComplete, pg.MsgEmptyQuery, pg.MsgPortalSuspended:
+			if head == pkExec {
+				s.pop()
+			}
+		case pg.MsgCopyBothResponse:
+			return backendError{errors.New("COPY BOTH (replication) is not supported")}
+		}
+		if err := pg.WriteMessage(s.cw, typ, body); err != nil {
+			return clientError{err}
+		}
+		if typ == pg.MsgCopyInResponse {
+			if err := s.copyIn(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *session) pop() {
+	copy(s.pending, s.pending[1:])
+	s.pending = s.pending[:len(s.pending)-1]
+}
+
+// dropUntilSync drops the entries the server skips after an error in the
+// extended protocol: everything up to the next Sync. Statements that were
+// to be prepared by skipped Parse messages are not on the backend.
+func (s *session) dropUntilSync() {
+	b := s.b
+	for len(s.pending) > 0 && !s.pending[0].kind.endsAtZ() {
+		p := s.pending[0]
+		if p.kind == pkParse || p.kind == pkParseInj {
+			if p.st != nil {
+				delete(b.prepared, p.st.id)
+			}
+			if p.unnamed {
+				b.unnamed = nil
+			}
+		}
+		s.pop()
+	}
+}
+
+// noteZ records a ReadyForQuery status.
+func (s *session) noteZ(st byte) {
+	b := s.b
+	s.lastZ = st
+	if in := st != pg.TxIdle; in != b.inTx {
+		b.inTx = in
+		if in {
+			b.t.metrics.DatabaseConnectionsCurrentlyInTransaction.Add(1)
+		} else {
+			b.t.metrics.DatabaseConnectionsCurrentlyInTransaction.Add(-1)
+		}
+	}
+	b.t.metrics.QueryDatabaseResponseLatency.observe(time.Since(s.dbStart))
+}
+
+func isFatal(body []byte) bool {
+	e := pg.ParseErrorResponse(body)
+	return e.Severity == "FATAL" || e.Severity == "PANIC"
+}
+
+// stream forwards a message body without buffering all of it.
+func (s *session) stream(typ byte, n int) error {
+	if err := pg.WriteHeader(s.cw, typ, n); err != nil {
+		return clientError{err}
+	}
+	r := s.b.r
+	if n <= 32<<10 {
+		body, err := r.Body(n)
+		if err != nil {
+			return backendError{err}
+		}
+		if _, err := s.cw.Write(body); err != nil {
+			return clientError{err}
+		}
+		return nil
+	}
+	for n > 0 {
+		chunk := min(n, 32<<10)
+		body, err := r.Body(chunk)
+		if err != nil {
+			return backendError{err}
+		}
+		if _, err := s.cw.Write(body); err != nil {
+			return clientError{err}
+		}
+		n -= chunk
+	}
+	return nil
+}
+
+// copyIn relays the client's COPY data to the server until CopyDone or
+// CopyFail. Flush and Sync during COPY IN are ignored, as the server does.
+func (s *session) copyIn() error {
+	if err := s.cw.Flush(); err != nil {
+		return clientError{err}
+	}
+	b := s.b
+	for {
+		typ, n, err := s.cr.Header()
+		if err != nil {
+			return clientError{err}
+		}
+		switch typ {
+		case pg.MsgCopyData:
+			pg.WriteHeader(b.w, typ, n)
+			for n > 0 {
+				chunk := min(n, 16<<10)
+				body, err := s.cr.Body(chunk)
+				if err != nil {
+					return clientError{err}
+				}
+				if _, err := b.w.Write(body); err != nil {
+					return backendError{err}
+				}
+				n -= chunk
+			}
+		case pg.MsgCopyDone, pg.MsgCopyFail:
+			body, err := s.cr.Body(n)
+			if err != nil {
+				return clientError{err}
+			}
+			pg.WriteMessage(b.w, typ, body)
+			if err := b.w.Flush(); err != nil {
+				return backendError{err}
+			}
+			return nil
+		case pg.MsgFlush, pg.MsgSync:
+			if err := s.cr.Skip(n); err != nil {
+				return clientError{err}
+			}
+		default:
+			return clientError{fmt.Errorf("unexpected message %q during COPY IN", typ)}
+		}
+	}
+}
