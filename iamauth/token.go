@@ -181,11 +181,15 @@ type TokenExpectation struct {
 	// User is the user name from the client's startup or handshake packet;
 	// the token's DBUser must equal it.
 	User string
+	// Resource is the rds-db ARN the login is for
+	// (arn:aws:rds-db:<region>:<account>:dbuser:prx-<id>/<user>); an
+	// Authorizer, when set, must allow rds-db:connect on it.
+	Resource string
 }
 
 // cacheKey renders w unambiguously for the validation cache.
 func (w TokenExpectation) cacheKey() string {
-	return fmt.Sprintf("%q %t %q %q", w.Addresses, w.AnyAddress, w.Region, w.User)
+	return fmt.Sprintf("%q %t %q %q %q", w.Addresses, w.AnyAddress, w.Region, w.User, w.Resource)
 }
 
 // TokenValidator validates RDS IAM auth tokens presented as passwords. It is
@@ -199,6 +203,10 @@ type TokenValidator struct {
 	// Skew is how far in the future X-Amz-Date may be; zero means
 	// DefaultTokenSkew.
 	Skew time.Duration
+	// Authorize, when set (--enforce-iam), must allow rds-db:connect on
+	// want.Resource for the token's identity; it runs on every login, cached
+	// or not, so policy changes take effect at once.
+	Authorize func(id Identity, action, resource string) error
 
 	mu    sync.Mutex
 	cache map[tokenCacheKey]tokenCacheEntry
@@ -232,7 +240,7 @@ func (v *TokenValidator) Validate(token string, want TokenExpectation) (Identity
 	}
 	key := tokenCacheKey{token, want.cacheKey()}
 	if id, ok := v.cached(key, now); ok {
-		return id, nil
+		return id, v.authorize(id, want)
 	}
 	t, err := ParseToken(token)
 	if err != nil {
@@ -247,7 +255,14 @@ func (v *TokenValidator) Validate(token string, want TokenExpectation) (Identity
 		until = cred.Expires
 	}
 	v.remember(key, tokenCacheEntry{cred: cred, until: until}, now)
-	return cred.identity(), nil
+	return cred.identity(), v.authorize(cred.identity(), want)
+}
+
+func (v *TokenValidator) authorize(id Identity, want TokenExpectation) error {
+	if v.Authorize == nil || want.Resource == "" {
+		return nil
+	}
+	return v.Authorize(id, "rds-db:connect", want.Resource)
 }
 
 func (v *TokenValidator) check(t Token, want TokenExpectation, now time.Time) (Credential, error) {

@@ -326,7 +326,8 @@ func (s *session) authenticate() error {
 		if s.m.cfg.Tokens == nil {
 			return failed(pg.ErrAuthFailed)
 		}
-		_, err = s.m.cfg.Tokens.Validate(tok, iamauth.TokenExpectation{Addresses: s.ep.addrs, Region: s.spec.Region, User: s.user})
+		_, err = s.m.cfg.Tokens.Validate(tok, iamauth.TokenExpectation{Addresses: s.ep.addrs, Region: s.spec.Region, User: s.user,
+			Resource: "arn:aws:rds-db:" + s.spec.Region + ":" + s.spec.Account + ":dbuser:" + s.spec.ID + "/" + s.user})
 		if err != nil {
 			s.m.log.Info("proxy: IAM authentication failed", "proxy", s.spec.Name, "user", s.user, "reason", err.Error())
 			return failed(pg.ErrAuthFailed)

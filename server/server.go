@@ -18,6 +18,7 @@ import (
 	"github.com/rdslocal/rdslocal/api/rds"
 	"github.com/rdslocal/rdslocal/engine"
 	"github.com/rdslocal/rdslocal/iamauth"
+	"github.com/rdslocal/rdslocal/proxy"
 	"github.com/rdslocal/rdslocal/secrets"
 )
 
@@ -39,6 +40,7 @@ type Server struct {
 	iam       *iamauth.Directory
 	rds       *rds.RDS
 	acm       *acmcert.ACM
+	proxies   *proxy.Manager
 	engines   *engine.Manager // nil with --db-backend none
 }
 
@@ -104,6 +106,16 @@ func New(cfg Config) (*Server, error) {
 		s.engines = mgr
 		rdsOpts.Engines = engineAdapter{mgr}
 	}
+	certs, err := acmcert.NewEndpointCerts(ca, acmcert.EndpointCertsConfig{})
+	if err != nil {
+		return nil, err
+	}
+	tokens := &iamauth.TokenValidator{Creds: s.iam}
+	if cfg.EnforceIAM {
+		tokens.Authorize = s.iam.Authorize
+	}
+	s.proxies = proxy.NewManager(proxy.ManagerConfig{Secrets: sec, Tokens: tokens, Certs: certs, Logger: cfg.Logger})
+	rdsOpts.DataPlane = s.proxies
 	s.rds = rds.New(rdsOpts)
 	rdsSvc := s.rds.Service()
 	rdsOpts.OnChange = func() { _ = s.save(rdsSvc) }
@@ -123,8 +135,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	// Servers of restored instances come back in the background; their
-	// records say "failed" with the reason if one cannot start.
+	// Restored proxies listen again; servers of restored instances come
+	// back in the background (a record says "failed" and why if one cannot
+	// start), then the proxies learn their addresses.
+	s.rds.ApplyDataPlane()
 	go s.rds.StartEngines(context.Background())
 	s.router = s.routes()
 	return s, nil
@@ -192,6 +206,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/_localstack/health", s.serveHealth).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/_rdslocal/reset", s.serveReset).Methods(http.MethodPost)
 	r.HandleFunc("/_rdslocal/ca.pem", s.serveCA).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/metrics", s.serveMetrics).Methods(http.MethodGet)
 	r.HandleFunc("/", s.serveAPI).Methods(http.MethodPost, http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found: the AWS API is served at /"})
@@ -218,6 +233,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) serveCA(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, _ = w.Write(s.ca.CertPEM())
+}
+
+// serveMetrics renders the proxies' metrics (RDS CloudWatch names) in the
+// Prometheus text format.
+func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	s.proxies.WriteMetrics(w)
 }
 
 // CA is the local certificate authority.
@@ -273,6 +295,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close stops every database server rdslocal started. Without a data
 // directory their data is removed.
 func (s *Server) Close() {
+	if err := s.proxies.Close(); err != nil {
+		s.log.Warn("closing proxy listeners", "err", err)
+	}
 	if s.engines != nil {
 		if err := s.engines.Close(); err != nil {
 			s.log.Warn("stopping database servers", "err", err)
