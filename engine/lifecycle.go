@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+// startServer launches inst's server as md describes it.
+func (m *Manager) startServer(inst *instance, in install, r runAs, md meta) (*server, error) {
+	clearStalePid(inst.fam.pidFile(inst.dataDir()), inst.dataDir())
+	cmd := inst.fam.command(in, r, inst.dir, md)
+	srv, err := m.launch(inst.dir, cmd, inst.fam.stopSignal(), func(s *server) { m.onExit(inst, s) })
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	inst.srv = srv
+	m.mu.Unlock()
+	return srv, nil
+}
+
+// onExit records a server that exited without being asked to.
+func (m *Manager) onExit(inst *instance, s *server) {
+	m.mu.Lock()
+	current := inst.srv == s
+	m.mu.Unlock()
+	if current {
+		m.setState(inst, nil, StatusFailed, "err", s.withLog(fmt.Errorf("server exited unexpectedly: %v", s.err)).Error())
+	}
+}
+
+// Delete stops the instance's server and removes its data. For an
+// external instance it only forgets it.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	inst, err := m.acquire(id)
+	if err != nil {
+		return err
+	}
+	defer inst.op.Unlock()
+	md := m.metaOf(inst)
+	m.setState(inst, nil, StatusDeleting)
+	m.stopServer(inst, StatusDeleting)
+	if inst.dir != "" {
+		if err := os.RemoveAll(inst.dir); err != nil {
+			return fmt.Errorf("remove %s: %w", inst.dir, err)
+		}
+	}
+	if !md.External {
+		m.ports.release(id, md.Port)
+	}
+	m.mu.Lock()
+	delete(m.insts, id)
+	m.mu.Unlock()
+	m.log.Info("engine: instance deleted", "id", id, "engine", md.Engine, "port", md.Port)
+	return nil
+}
+
+// Reboot restarts the instance's server (starts it, if it was stopped or
+// failed) and returns once it accepts logins again.
+func (m *Manager) Reboot(ctx context.Context, id string) error {
+	inst, err := m.acquire(id)
+	if err != nil {
+		return err
+	}
+	defer inst.op.Unlock()
+	md := m.metaOf(inst)
+	if md.External {
+		return fmt.Errorf("%w: %s is an external server, which rdslocal does not run", ErrUnsupported, id)
+	}
+	m.setState(inst, nil, StatusRebooting)
+	m.stopServer(inst, StatusRebooting)
+	return m.startExisting(ctx, inst, md)
+}
+
+// startExisting starts the server of an instance that has its data and
+// waits for it. The caller holds inst.op.
+func (m *Manager) startExisting(ctx context.Context, inst *instance, md meta) error {
+	err := func() error {
+		in, err := m.installFor(md.Engine, md.Major)
+		if err != nil {
+			return err
+		}
+		r, err := m.runAs(inst.fam)
+		if err != nil {
+			return err
+		}
+		srv, err := m.startServer(inst, in, r, md)
+		if err != nil {
+			return err
+		}
+		f := inst.fam
+		admin := adminLogin(f.name(), md)
+		if err := m.waitReady(ctx, srv, func(ctx context.Context) error { return f.ping(ctx, admin) }, f.refused); err != nil {
+			return err
+		}
+		md.EngineVersion, md.MaxConnections, err = f.serverInfo(ctx, admin)
+		return err
+	}()
+	if err != nil {
+		err = fmt.Errorf("start instance %s: %w", md.ID, err)
+		m.stopServer(inst, StatusFailed, "err", err.Error())
+		return err
+	}
+	if err := saveMeta(inst.dir, md); err != nil {
+		m.log.Warn("engine: cannot save instance state", "id", md.ID, "err", err)
+	}
+	m.setState(inst, func() { inst.meta = md }, StatusAvailable, "version", md.EngineVersion)
+	return nil
+}
+
+// SetPassword changes the master user's password on the server itself
+// (ALTER ROLE / ALTER USER). On a primary the change replicates to its
+// replicas; a replica refuses it.
+func (m *Manager) SetPassword(ctx context.Context, id, password string) error {
+	if err := validPassword(password); err != nil {
+		return err
+	}
+	inst, err := m.acquire(id)
+	if err != nil {
+		return err
+	}
+	defer inst.op.Unlock()
+	md := m.metaOf(inst)
+	if md.Role == RoleReplica {
+		return fmt.Errorf("%w: %s is a read replica of %s; change the password there", ErrUnsupported, id, md.ReplicaOf)
+	}
+	if err := m.running(inst, md); err != nil {
+		return err
+	}
+	f := inst.fam
+	if err := f.setPassword(ctx, adminLogin(f.name(), md), md.MasterUsername, password, md.External); err != nil {
+		return fmt.Errorf("set master password of %s: %w", id, err)
+	}
+	md.MasterPassword = password
+	if err := saveMeta(inst.dir, md); err != nil {
+		return err
+	}
+	m.setState(inst, func() { inst.meta = md }, StatusAvailable, "change", "master password")
+	return nil
+}
+
+// Check verifies that the instance's server answers the Manager's own
+// login. An external instance's status follows the result.
+func (m *Manager) Check(ctx context.Context, id string) error {
+	m.mu.Lock()
+	inst := m.insts[id]
+	var md meta
+	var status string
+	if inst != nil {
+		md, status = inst.meta, inst.status
+	}
+	m.mu.Unlock()
+	if inst == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err := m.running(inst, md); err != nil {
+		return err
+	}
+	err := inst.fam.ping(ctx, adminLogin(inst.fam.name(), md))
+	if md.External && (status == StatusAvailable || status == StatusFailed) {
+		next := StatusAvailable
+		if err != nil {
+			next = StatusFailed
+		}
+		if next != status {
+			m.setState(inst, nil, next)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("check %s: %w", id, err)
+	}
+	return nil
+}
+
+// running returns an error unless inst's server runs (external servers
+// are assumed to).
+func (m *Manager) running(inst *instance, md meta) error {
+	if md.External {
+		return nil
+	}
+	m.mu.Lock()
+	srv := inst.srv
+	m.mu.Unlock()
+	if srv == nil || srv.exited() {
+		return fmt.Errorf("%w: %s: %w", ErrUnsupported, md.ID, errNotRunning)
+	}
+	return nil
+}

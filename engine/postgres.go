@@ -1,0 +1,295 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// postgres is the PostgreSQL family: initdb once per version into the
+// template, a copy per primary, pg_basebackup per replica, postgres run
+// directly (no pg_ctl) so it is our child and dies with us.
+type postgres struct{}
+
+func (postgres) name() string               { return famPostgres }
+func (postgres) serviceUser() string        { return "postgres" }
+func (postgres) stopSignal() syscall.Signal { return syscall.SIGINT } // fast shutdown
+func (postgres) pidFile(data string) string { return filepath.Join(data, "postmaster.pid") }
+
+// pgHBA allows password logins (SCRAM only) on loopback and the local
+// socket, and streaming replication on loopback.
+const pgHBA = `# Written by rdslocal.
+local   all          all                   scram-sha-256
+host    all          all          127.0.0.1/32  scram-sha-256
+host    replication  all          127.0.0.1/32  scram-sha-256
+`
+
+// Template files next to the template's data directory.
+const (
+	pgAdminPWName = "admin.pw" // rdsadmin's password in the template
+	pgInitPWName  = "init.pw"  // initdb --pwfile, removed after initdb
+)
+
+func (postgres) buildTemplate(ctx context.Context, m *Manager, in install, r runAs, dir string) error {
+	initdb, err := in.bin("initdb")
+	if err != nil {
+		return err
+	}
+	pw := newPassword()
+	pwFile := filepath.Join(dir, pgInitPWName)
+	if err := writeOwned(pwFile, []byte(pw+"\n"), r); err != nil {
+		return err
+	}
+	defer os.Remove(pwFile)
+	data := filepath.Join(dir, dataName)
+	cmd := exec.Command(initdb, "-D", data, "-U", adminUser, "--pwfile="+pwFile,
+		"--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync", "--wal-segsize=1")
+	cmd.SysProcAttr = r.attr()
+	if err := m.run(ctx, cmd); err != nil {
+		return err
+	}
+	if err := writeOwned(filepath.Join(data, "pg_hba.conf"), []byte(pgHBA), r); err != nil {
+		return err
+	}
+	// The master's database, made ahead: renaming it at first start is
+	// instant, CREATE DATABASE is not (it copies template1).
+	single := exec.Command(in.bins["server"], "--single", "-D", data, "-c", "fsync=off", "postgres")
+	single.SysProcAttr = r.attr()
+	single.Stdin = strings.NewReader("CREATE DATABASE " + pgNewDB + "\n")
+	if err := m.run(ctx, single); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, pgAdminPWName), []byte(pw), 0o600)
+}
+
+// pgNewDB is the database the template holds for the master user: the
+// first start renames it to DBName, or drops it.
+const pgNewDB = "rdslocal_newdb"
+
+func (postgres) seedPrimary(_ context.Context, _ install, _ runAs, dir string, md *meta, t tmpl) error {
+	pw, err := os.ReadFile(filepath.Join(t.dir, pgAdminPWName))
+	if err != nil {
+		return err
+	}
+	md.AdminPassword = string(pw)
+	return t.copyData(filepath.Join(dir, dataName))
+}
+
+func (postgres) seedReplica(ctx context.Context, m *Manager, in install, r runAs, dir string, md *meta, primary meta, _ tmpl) error {
+	bb, err := in.bin("pg_basebackup")
+	if err != nil {
+		return err
+	}
+	data := filepath.Join(dir, dataName)
+	if err := mkdirOwned(data, 0o700, r); err != nil {
+		return err
+	}
+	// -R writes standby.signal and a primary_conninfo that carries these
+	// connection settings, password included.
+	conn := pgConninfo(map[string]string{"host": primary.Host, "port": strconv.Itoa(primary.Port),
+		"user": adminUser, "application_name": md.ID, "sslmode": "disable"})
+	cmd := exec.Command(bb, "-d", conn, "-D", data, "-R", "-X", "stream", "-c", "fast", "--no-sync")
+	cmd.SysProcAttr = r.attr()
+	cmd.Env = append(childEnv(), "PGPASSWORD="+primary.AdminPassword)
+	if err := m.run(ctx, cmd); err != nil {
+		return err
+	}
+	md.AdminPassword = primary.AdminPassword
+	// A standby refuses to start with fewer connections than its primary.
+	md.MaxConnections = max(md.MaxConnections, primary.MaxConnections)
+	return nil
+}
+
+func (postgres) command(in install, r runAs, dir string, md meta) *exec.Cmd {
+	args := []string{"-D", filepath.Join(dir, dataName)}
+	for _, kv := range [][2]string{
+		{"listen_addresses", md.Host},
+		{"port", strconv.Itoa(md.Port)},
+		{"unix_socket_directories", ""},
+		{"max_connections", strconv.Itoa(md.MaxConnections)},
+		{"cluster_name", truncate(md.ID, maxNameLen)}, // shows in the process titles
+		{"shared_buffers", "32MB"},
+		// Commits reach the OS before they return, so data survives the
+		// server being killed; it need not survive the OS crashing.
+		{"fsync", "off"},
+		{"wal_level", "replica"},
+		{"max_wal_senders", "10"},
+		{"wal_keep_size", "64MB"}, // a replica that was down a while can catch up
+		{"hot_standby", "on"},
+		{"wal_retrieve_retry_interval", "500ms"},
+		{"logging_collector", "off"},
+	} {
+		args = append(args, "-c", kv[0]+"="+kv[1])
+	}
+	cmd := exec.Command(in.bins["server"], args...)
+	cmd.SysProcAttr = r.attr()
+	return cmd
+}
+
+func (p postgres) bootstrap(ctx context.Context, m *Manager, s *server, md *meta) error {
+	admin := adminLogin(famPostgres, *md)
+	if err := m.waitReady(ctx, s, func(ctx context.Context) error { return p.ping(ctx, admin) }, p.refused); err != nil {
+		return err
+	}
+	newAdmin := newPassword()
+	user := pgx.Identifier{md.MasterUsername}.Sanitize()
+	stmts := []string{
+		"CREATE ROLE " + user + " WITH LOGIN SUPERUSER PASSWORD " + pgLiteral(md.MasterPassword),
+		"ALTER ROLE " + adminUser + " PASSWORD " + pgLiteral(newAdmin),
+	}
+	if md.DBName != "" && md.DBName != "postgres" {
+		db := pgx.Identifier{md.DBName}.Sanitize()
+		stmts = append(stmts, "ALTER DATABASE "+pgNewDB+" RENAME TO "+db, "ALTER DATABASE "+db+" OWNER TO "+user)
+	} else {
+		stmts = append(stmts, "DROP DATABASE "+pgNewDB)
+	}
+	if err := p.exec(ctx, admin, stmts...); err != nil {
+		return fmt.Errorf("create master user and database: %w", err)
+	}
+	md.AdminPassword = newAdmin
+	return nil
+}
+
+func (postgres) catchUp(context.Context, *Manager, meta, meta) error {
+	return nil // pg_basebackup's copy is consistent once the standby accepts logins
+}
+
+func (postgres) connect(ctx context.Context, l login) (*pgx.Conn, error) {
+	ssl := "disable"
+	if l.tls {
+		ssl = "prefer"
+	}
+	cfg, err := pgx.ParseConfig(pgConninfo(map[string]string{
+		"host": l.host, "port": strconv.Itoa(l.port), "user": l.user, "password": l.password,
+		"dbname": l.db, "sslmode": ssl, "connect_timeout": "5", "application_name": "rdslocal",
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+func (p postgres) ping(ctx context.Context, l login) error {
+	_, err := p.queryRow(ctx, l, "SELECT 1")
+	return err
+}
+
+func (p postgres) exec(ctx context.Context, l login, stmts ...string) error {
+	c, err := p.connect(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	for _, s := range stmts {
+		if _, err := c.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", redact(s), err)
+		}
+	}
+	return nil
+}
+
+// queryRow runs a query on a new session and returns its first row as
+// text.
+func (p postgres) queryRow(ctx context.Context, l login, q string) ([]string, error) {
+	c, err := p.connect(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	rows, err := c.Query(ctx, q, pgx.QueryExecModeSimpleProtocol) // text results
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", q, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+		return nil, fmt.Errorf("%s: no row", q)
+	}
+	var out []string
+	for _, v := range rows.RawValues() {
+		out = append(out, string(v))
+	}
+	return out, nil
+}
+
+func (postgres) refused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code != "57P03" // cannot_connect_now: starting up
+}
+
+func (p postgres) serverInfo(ctx context.Context, l login) (string, int, error) {
+	row, err := p.queryRow(ctx, l, "SELECT current_setting('server_version'), current_setting('max_connections')")
+	if err != nil {
+		return "", 0, err
+	}
+	n, _ := strconv.Atoi(row[1])
+	return strings.Fields(row[0])[0], n, nil // "15.20 (Debian 15.20-0+deb12u1)"
+}
+
+func (p postgres) setPassword(ctx context.Context, l login, user, password string, self bool) error {
+	who := pgx.Identifier{user}.Sanitize()
+	if self {
+		who = "CURRENT_USER"
+	}
+	return p.exec(ctx, l, "ALTER ROLE "+who+" PASSWORD "+pgLiteral(password))
+}
+
+func (postgres) promoteSQL() []string {
+	return []string{`DO $$BEGIN IF NOT pg_promote(true, 60) THEN RAISE EXCEPTION 'promotion did not finish within 60s'; END IF; END$$`}
+}
+
+func (postgres) repointSQL(replica, primary meta) []string {
+	conn := pgConninfo(map[string]string{"host": primary.Host, "port": strconv.Itoa(primary.Port),
+		"user": adminUser, "password": primary.AdminPassword, "application_name": replica.ID, "sslmode": "disable"})
+	return []string{"ALTER SYSTEM SET primary_conninfo = " + pgLiteral(conn), "SELECT pg_reload_conf()"}
+}
+
+// pgLiteral quotes s as an SQL string literal (standard_conforming_strings
+// is on in every supported version).
+func pgLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// pgConninfo renders a libpq keyword/value connection string, quoting
+// every value, in a stable order.
+func pgConninfo(kv map[string]string) string {
+	var b strings.Builder
+	for _, k := range []string{"host", "port", "user", "password", "dbname", "sslmode", "connect_timeout", "application_name"} {
+		v, ok := kv[k]
+		if !ok || v == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k + "='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'")
+	}
+	return b.String()
+}
+
+// redact hides the password literal of a statement shown in an error.
+func redact(stmt string) string {
+	for _, kw := range []string{" PASSWORD ", " IDENTIFIED BY ", "MASTER_PASSWORD=", "primary_conninfo = "} {
+		if i := strings.Index(stmt, kw); i >= 0 {
+			return stmt[:i+len(kw)] + "…"
+		}
+	}
+	return stmt
+}
+
+// truncate cuts s to at most n bytes (IDs are ASCII).
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,272 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend values for Config.Backend.
+const (
+	// BackendAuto runs a local process when the engine's binaries are
+	// installed. It is the default.
+	BackendAuto = "auto"
+	// BackendProcess always runs a local process.
+	BackendProcess = "process"
+	// BackendDocker would run the engine in a container. It is not built:
+	// NewManager rejects it.
+	BackendDocker = "docker"
+)
+
+// Default port range for spawned servers: 4510 up to, not including, 4560.
+const (
+	DefaultPortMin = 4510
+	DefaultPortMax = 4560
+)
+
+// Roles reported in Instance.Role.
+const (
+	RolePrimary = "primary"
+	RoleReplica = "replica"
+)
+
+// Status values reported in Instance.Status. They are the RDS
+// DBInstanceStatus words for the same states.
+const (
+	StatusCreating  = "creating"
+	StatusAvailable = "available"
+	StatusRebooting = "rebooting"
+	StatusDeleting  = "deleting"
+	StatusStopped   = "stopped"
+	StatusFailed    = "failed"
+)
+
+// Errors callers can test for with errors.Is. Every error returned by the
+// Manager wraps at most one of these and says in its message what happened.
+var (
+	// ErrNotFound: no instance with that identifier.
+	ErrNotFound = errors.New("engine: instance not found")
+	// ErrExists: an instance with that identifier already exists (running,
+	// or with data on disk waiting for Restore).
+	ErrExists = errors.New("engine: instance already exists")
+	// ErrInvalid: the Spec or an argument is malformed.
+	ErrInvalid = errors.New("engine: invalid input")
+	// ErrUnsupported: nothing installed can serve the engine or version, or
+	// the operation does not apply to this instance (e.g. Reboot of an
+	// external server).
+	ErrUnsupported = errors.New("engine: unsupported")
+	// ErrNoFreePort: every port of the configured range is taken.
+	ErrNoFreePort = errors.New("engine: no free port")
+	// ErrInUse: another Manager holds the data directory.
+	ErrInUse = errors.New("engine: data directory in use")
+	// ErrClosed: the Manager has been closed.
+	ErrClosed = errors.New("engine: manager closed")
+)
+
+// Config configures a Manager. The zero value is usable: temporary data,
+// ports 4510–4559, backend auto, no logging.
+type Config struct {
+	// DataDir holds every instance's data, the template cache and the lock
+	// that keeps two Managers out of the same directory. Empty means a
+	// fresh temporary directory that Close removes.
+	DataDir string
+	// PortMin and PortMax bound the ports given to spawned servers:
+	// PortMin <= port < PortMax. Zero means DefaultPortMin/DefaultPortMax.
+	PortMin, PortMax int
+	// Backend is BackendAuto (""), BackendProcess or BackendDocker.
+	Backend string
+	// TemplateDir caches one initialised data directory per engine and
+	// version. Empty means DataDir/templates, or without a DataDir a
+	// per-user directory under os.TempDir() shared by every Manager.
+	TemplateDir string
+	// BinPath, when set, is the only list of directories (joined by
+	// os.PathListSeparator) searched for server binaries; otherwise PATH
+	// and the usual install locations are searched.
+	BinPath string
+	// ReadyTimeout bounds how long a server may take to accept its
+	// credentials after a start. Zero means 60s.
+	ReadyTimeout time.Duration
+	// Logger receives one line per instance state change. Nil discards.
+	Logger *slog.Logger
+}
+
+// Spec describes the instance Create makes. Field names follow the RDS
+// CreateDBInstance parameters.
+type Spec struct {
+	// ID names the instance (and its directory): 1–200 letters, digits,
+	// '-', '_' or '.', not starting with '.'. Callers may prefix the RDS
+	// identifier (at most 63 characters) with an account and region.
+	ID string
+	// Engine is one of postgres, aurora-postgresql, mysql, mariadb,
+	// aurora-mysql (aurora is accepted as aurora-mysql).
+	Engine string
+	// EngineVersion selects the installed major version ("15", "15.4",
+	// "10.11"); empty picks the newest installed. For mysql and
+	// aurora-mysql served by MariaDB it is ignored.
+	EngineVersion string
+	// InstanceClass (db.t3.micro …) sets max_connections; see the package
+	// documentation for the table.
+	InstanceClass string
+	// MasterUsername, MasterPassword and DBName create the master user and
+	// its database. Replicas inherit them from their primary and ignore
+	// these fields.
+	MasterUsername, MasterPassword, DBName string
+	// Port is the port to listen on; 0 allocates one from the range.
+	Port int
+	// ReplicaOf names an existing primary instance of the same engine
+	// family; the new instance is a streaming replica of it.
+	ReplicaOf string
+	// External, "host:port", registers an existing server reached with
+	// the master credentials instead of spawning one.
+	External string
+}
+
+// Instance is a snapshot of one instance's state.
+type Instance struct {
+	ID            string
+	Engine        string
+	EngineVersion string // read from the server (SHOW server_version / VERSION())
+	InstanceClass string
+	Host          string // always 127.0.0.1 for spawned servers
+	Port          int
+	// MaxConnections is the server's max_connections.
+	MaxConnections int
+	Role           string // RolePrimary or RoleReplica
+	ReplicaOf      string // the primary's ID for a replica
+	Status         string // Status* constant
+	// External is true when the server is not spawned by the Manager.
+	External       bool
+	MasterUsername string
+	DBName         string
+	// Dir is the instance directory: its saved state and, for a spawned
+	// server, its log, pid file and data.
+	Dir string
+	// PID is the server's process id while it runs, else 0.
+	PID int
+}
+
+// engineFamily maps an RDS engine name to the family that serves it.
+func engineFamily(engine string) (string, bool) {
+	switch engine {
+	case "postgres", "aurora-postgresql":
+		return famPostgres, true
+	case "mysql", "mariadb", "aurora-mysql", "aurora":
+		return famMySQL, true
+	}
+	return "", false
+}
+
+// maxNameLen bounds user, database (PostgreSQL's NAMEDATALEN-1) and
+// maxIDLen instance identifiers.
+const (
+	maxNameLen = 63
+	maxIDLen   = 200
+)
+
+// validate checks the parts of a Spec that do not depend on what is
+// installed.
+func (s Spec) validate() error {
+	if err := validID(s.ID); err != nil {
+		return err
+	}
+	fam, ok := engineFamily(s.Engine)
+	if !ok {
+		return fmt.Errorf("%w: engine %q is not one of postgres, aurora-postgresql, mysql, mariadb, aurora-mysql", ErrInvalid, s.Engine)
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return fmt.Errorf("%w: port %d out of range", ErrInvalid, s.Port)
+	}
+	if s.External != "" {
+		if s.ReplicaOf != "" {
+			return fmt.Errorf("%w: an external instance cannot be a replica", ErrInvalid)
+		}
+		if _, _, err := splitHostPort(s.External); err != nil {
+			return err
+		}
+	}
+	if s.ReplicaOf != "" {
+		return nil // credentials come from the primary
+	}
+	if err := validUser(fam, s.MasterUsername); err != nil {
+		return err
+	}
+	if err := validPassword(s.MasterPassword); err != nil {
+		return err
+	}
+	if len(s.DBName) > maxNameLen || strings.ContainsRune(s.DBName, 0) {
+		return fmt.Errorf("%w: database name %q must be at most %d bytes without NUL", ErrInvalid, s.DBName, maxNameLen)
+	}
+	return nil
+}
+
+func validID(id string) error {
+	if id == "" || len(id) > maxIDLen || id[0] == '.' {
+		return fmt.Errorf("%w: instance identifier %q must be 1–%d characters not starting with '.'", ErrInvalid, id, maxIDLen)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("%w: instance identifier %q may hold only letters, digits, '-', '_' and '.'", ErrInvalid, id)
+		}
+	}
+	return nil
+}
+
+// adminUser is the internal administrative account on every spawned
+// server (RDS has the same reserved name).
+const adminUser = "rdsadmin"
+
+func validUser(fam, u string) error {
+	if u == "" || len(u) > maxNameLen {
+		return fmt.Errorf("%w: master username must be 1–%d bytes", ErrInvalid, maxNameLen)
+	}
+	if hasControl(u) {
+		return fmt.Errorf("%w: master username %q contains control characters", ErrInvalid, u)
+	}
+	lower := strings.ToLower(u)
+	if lower == adminUser || fam == famPostgres && strings.HasPrefix(lower, "pg_") ||
+		fam == famMySQL && (lower == "mariadb.sys" || lower == "mysql.sys") {
+		return fmt.Errorf("%w: master username %q is reserved", ErrInvalid, u)
+	}
+	return nil
+}
+
+func validPassword(p string) error {
+	if p == "" {
+		return fmt.Errorf("%w: master password must not be empty (PostgreSQL treats an empty password as none and refuses the login)", ErrInvalid)
+	}
+	if hasControl(p) {
+		return fmt.Errorf("%w: master password contains control characters", ErrInvalid)
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err == nil && h == "" {
+		err = errors.New("missing host")
+	}
+	var port int
+	if err == nil {
+		port, err = strconv.Atoi(p)
+		if err == nil && (port < 1 || port > 65535) {
+			err = errors.New("port out of range")
+		}
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: external address %q is not host:port: %v", ErrInvalid, addr, err)
+	}
+	return h, port, nil
+}
