@@ -27,12 +27,17 @@ type tmpl struct {
 // copyData puts a copy of the template's data directory at dst.
 func (t tmpl) copyData(dst string) error { return t.m.copyTemplate(t, dst) }
 
+// templateFormat versions what a template holds (databases, users,
+// settings made at build time); bump it when buildTemplate changes, so a
+// template cached by an older rdslocal in the shared directory is not used.
+const templateFormat = "2"
+
 // template returns the template for in, building it on first use. One
-// template exists per product and version; it is built in a scratch
-// directory and renamed into place, so Managers in other processes
+// template exists per product, version and templateFormat; it is built in a
+// scratch directory and renamed into place, so Managers in other processes
 // sharing the cache see either nothing or a finished template.
 func (m *Manager) template(ctx context.Context, f family, in install, r runAs) (tmpl, error) {
-	name := strings.ToLower(in.product) + "-" + in.version
+	name := strings.ToLower(in.product) + "-" + in.version + "-t" + templateFormat
 	mu := m.templateLock(name)
 	mu.Lock()
 	defer mu.Unlock()
