@@ -53,7 +53,8 @@ var arnRE = regexp.MustCompile(`^arn:aws:acm:us-east-1:000000000000:certificate/
 // it.
 func newClient(t *testing.T, opts ...testsuite.Option) (*acm.Client, *testsuite.Emulator) {
 	t.Helper()
-	emu := testsuite.Start(t, opts...)
+	// ACM needs no database servers.
+	emu := testsuite.Start(t, append([]testsuite.Option{testsuite.WithDBBackend("none")}, opts...)...)
 	return clientFor(emu.AWSConfig), emu
 }
 

@@ -40,12 +40,16 @@ var arnRE = regexp.MustCompile(`^arn:aws:secretsmanager:([a-z0-9-]+):(\d{12}):se
 // not empty) behind httptest.
 func startServer(t *testing.T, dir string) *httptest.Server {
 	t.Helper()
-	srv, err := server.New(server.Config{Logger: slog.New(slog.DiscardHandler), DataDir: dir})
+	// Secrets Manager needs no database servers.
+	srv, err := server.New(server.Config{Logger: slog.New(slog.DiscardHandler), DataDir: dir, DBBackend: "none"})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
 	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		ts.Close()
+		srv.Close()
+	})
 	return ts
 }
 

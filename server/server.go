@@ -242,6 +242,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	s.proxies.WriteMetrics(w)
 }
 
+// Engines is the engine layer running the DB instances' servers (nil with
+// --db-backend none).
+func (s *Server) Engines() *engine.Manager { return s.engines }
+
 // CA is the local certificate authority.
 func (s *Server) CA() *acmcert.CA { return s.ca }
 

@@ -255,3 +255,57 @@ func searchableTempDir(t *testing.T) string {
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
 }
+
+// TestMultiAZStandby checks that a Multi-AZ instance has a hidden standby
+// that replicates it, and that the standby goes with the instance.
+func TestMultiAZStandby(t *testing.T) {
+	emu := testsuite.Start(t)
+	c := rds.NewFromConfig(emu.AWSConfig)
+	ctx := context.Background()
+	if _, err := c.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String("maz"), DBInstanceClass: aws.String("db.t3.micro"),
+		Engine: aws.String("postgres"), MasterUsername: aws.String("master"), MasterUserPassword: aws.String("maz-password"), DBName: aws.String("app"),
+		MultiAZ: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	inst := waitAvailable(t, c, "maz")
+	if !*inst.MultiAZ {
+		t.Fatal("MultiAZ not reported")
+	}
+	standby, err := emu.Server.Engines().Get("000000000000.us-east-1.maz.standby")
+	if err != nil || standby.Role != "replica" {
+		t.Fatalf("standby: %+v %v", standby, err)
+	}
+	db, err := dbOpen(t, "postgres", *inst.Endpoint.Address, int(*inst.Endpoint.Port), "master", "maz-password", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE t AS SELECT 1 AS n"); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := dbOpen(t, "postgres", standby.Host, standby.Port, "master", "maz-password", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	deadline := time.Now().Add(time.Second)
+	for {
+		var n int
+		if err := sb.QueryRow("SELECT n FROM t").Scan(&n); err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby does not replicate the primary")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := c.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String("maz"), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("maz")}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := emu.Server.Engines().Get("000000000000.us-east-1.maz.standby"); err == nil {
+		t.Fatal("the standby outlived its instance")
+	}
+}

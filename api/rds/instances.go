@@ -386,6 +386,12 @@ func (r *RDS) modifyDBInstance(c *api.Call) (any, error) {
 	if in.DBInstanceClass != nil && !strings.HasPrefix(*in.DBInstanceClass, "db.") {
 		return nil, api.InvalidParameterValue("Invalid DB Instance class: %s", *in.DBInstanceClass)
 	}
+	if in.MultiAZ != nil && inst.Cluster != "" {
+		return nil, api.InvalidParameterCombination("MultiAZ can't be modified for a DB instance of a DB cluster.")
+	}
+	if in.MultiAZ != nil && *in.MultiAZ != inst.MultiAZ && in.MasterUserPassword != nil {
+		return nil, api.InvalidParameterCombination("Change MultiAZ and MasterUserPassword in separate ModifyDBInstance calls.")
+	}
 	newID := ""
 	if in.NewDBInstanceIdentifier != nil {
 		if err := checkIdentifier("NewDBInstanceIdentifier", *in.NewDBInstanceIdentifier); err != nil {
@@ -403,8 +409,9 @@ func (r *RDS) modifyDBInstance(c *api.Call) (any, error) {
 	if in.DBInstanceClass != nil {
 		inst.Class = *in.DBInstanceClass
 	}
-	if in.MultiAZ != nil {
+	if in.MultiAZ != nil && *in.MultiAZ != inst.MultiAZ {
 		inst.MultiAZ = *in.MultiAZ
+		r.startMultiAZ(st, inst, inst.MultiAZ)
 	}
 	if in.VpcSecurityGroupIds != nil {
 		inst.VpcSecurityGroupIds = in.VpcSecurityGroupIds

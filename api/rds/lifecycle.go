@@ -89,10 +89,37 @@ func (r *RDS) startCreate(st *regionState, in *instance) {
 		return
 	}
 	spec := r.specFor(st, in)
+	multiAZ := in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == ""
 	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		got, err := r.opts.Engines.Create(ctx, spec)
+		if err == nil && multiAZ {
+			err = r.createStandby(ctx, spec)
+		}
 		return &got, err
 	})
+}
+
+// standbyID names the hidden standby replica of a Multi-AZ instance.
+func standbyID(engineID string) string { return engineID + ".standby" }
+
+// createStandby gives a Multi-AZ instance its hidden standby: a real
+// replica of the primary, not visible in the API, ready for a failover.
+func (r *RDS) createStandby(ctx context.Context, primary engine.Spec) error {
+	_, err := r.opts.Engines.Create(ctx, engine.Spec{
+		ID: standbyID(primary.ID), Engine: primary.Engine, EngineVersion: primary.EngineVersion,
+		InstanceClass: primary.InstanceClass, ReplicaOf: primary.ID,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the Multi-AZ standby: %w", err)
+	}
+	return nil
+}
+
+// deleteStandby removes a Multi-AZ standby, if there is one.
+func (r *RDS) deleteStandby(ctx context.Context, engineID string) {
+	if err := r.opts.Engines.Delete(ctx, standbyID(engineID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		r.log.Warn("deleting the Multi-AZ standby", "instance", engineID, "err", err)
+	}
 }
 
 // startDelete stops and removes the server, then the record.
@@ -107,6 +134,7 @@ func (r *RDS) startDelete(st *regionState, in *instance) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
+		r.deleteStandby(ctx, id)
 		err := r.opts.Engines.Delete(ctx, id)
 		if err != nil && !errors.Is(err, engine.ErrNotFound) {
 			r.log.Warn("deleting DB instance server", "instance", in.ID, "err", err)
@@ -130,6 +158,23 @@ func (r *RDS) startReboot(st *regionState, in *instance) {
 	id := engineID(st, in.ID)
 	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		return nil, r.opts.Engines.Reboot(ctx, id)
+	})
+}
+
+// startMultiAZ adds or removes the hidden standby when ModifyDBInstance
+// changes MultiAZ.
+func (r *RDS) startMultiAZ(st *regionState, in *instance, on bool) {
+	if r.opts.Engines == nil || in.Cluster != "" || in.ExternalEndpoint != "" {
+		return
+	}
+	spec := r.specFor(st, in)
+	in.Status = "modifying"
+	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
+		if on {
+			return nil, r.createStandby(ctx, spec)
+		}
+		r.deleteStandby(ctx, spec.ID)
+		return nil, nil
 	})
 }
 
@@ -177,7 +222,12 @@ func (r *RDS) StartEngines(ctx context.Context) {
 				r.startDelete(st, in)
 				continue
 			}
-			specs = append(specs, r.specFor(st, in))
+			spec := r.specFor(st, in)
+			specs = append(specs, spec)
+			if in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == "" {
+				specs = append(specs, engine.Spec{ID: standbyID(spec.ID), Engine: spec.Engine, EngineVersion: spec.EngineVersion,
+					InstanceClass: spec.InstanceClass, ReplicaOf: spec.ID})
+			}
 			recs = append(recs, rec{st, in})
 		}
 	}
