@@ -62,34 +62,34 @@ func (a *addressPlan) releasePort(p int) { delete(a.ports, p) }
 
 // endpointAddress allocates the address of a new proxy endpoint of an
 // engine family. In loopback mode an address is taken only if the family's
-// standard port can be bound on it (another rdslocal, or a database on the
-// wildcard address, may hold it).
+// standard port can be bound on it; when none can (a server holds the port
+// on the wildcard address, or the host has no 127/8 routing), the endpoint
+// falls back to a ports-mode address.
 func (a *addressPlan) endpointAddress(family string) (string, error) {
-	if a.mode == "ports" {
-		p, err := a.port()
-		if err != nil {
-			return "", err
+	if a.mode != "ports" {
+		failed := 0
+		for ip := firstLoopback; ip.Is4() && ip.As4()[0] == 127 && failed < 64; ip = ip.Next() {
+			b := ip.As4()
+			if b[3] == 0 || b[3] == 255 || a.addrs[ip.String()] {
+				continue
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(standardPort(family))))
+			if err != nil {
+				failed++
+				continue
+			}
+			_ = ln.Close()
+			a.addrs[ip.String()] = true
+			return ip.String(), nil
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-		a.addrs[addr] = true
-		return addr, nil
 	}
-	failed := 0
-	for ip := firstLoopback; ip.Is4() && ip.As4()[0] == 127 && failed < 256; ip = ip.Next() {
-		b := ip.As4()
-		if b[3] == 0 || b[3] == 255 || a.addrs[ip.String()] {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(standardPort(family))))
-		if err != nil {
-			failed++
-			continue
-		}
-		_ = ln.Close()
-		a.addrs[ip.String()] = true
-		return ip.String(), nil
+	p, err := a.port()
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("no loopback address with a free port %d for a proxy endpoint; run with --proxy-addressing ports", standardPort(family))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	a.addrs[addr] = true
+	return addr, nil
 }
 
 // port allocates a free port from the range: one no record holds and nothing
