@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -217,6 +218,21 @@ func TestRestartKeepsInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := waitAvailable(t, c, "keep")
+	// A proxy in front of it, to listen again after the restart.
+	sm := secretsmanager.NewFromConfig(emu.AWSConfig)
+	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("keep-creds"), SecretString: aws.String(`{"username":"master","password":"keep-password"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := c.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String("keep-proxy"), EngineFamily: types.EngineFamilyPostgresql,
+		RoleArn: aws.String("arn:aws:iam::000000000000:role/r"), VpcSubnetIds: []string{"subnet-1"},
+		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String("keep-proxy"), DBInstanceIdentifiers: []string{"keep"}}); err != nil {
+		t.Fatal(err)
+	}
 	db, err := dbOpen(t, "postgres", *before.Endpoint.Address, int(*before.Endpoint.Port), "master", "keep-password", "app")
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +258,31 @@ func TestRestartKeepsInstances(t *testing.T) {
 	if err := db.QueryRow("SELECT n FROM kept").Scan(&n); err != nil || n != 7 {
 		t.Fatalf("data after restart: %d %v", n, err)
 	}
+	// The proxy listens again at the same address and reaches the data.
+	host, port := *px.DBProxy.Endpoint, 5432
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		host, port = h, atoi(p)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pdb, err := dbOpen(t, "postgres", host, port, "master", "keep-password", "app")
+		if err == nil {
+			err = pdb.QueryRow("SELECT n FROM kept").Scan(&n)
+			pdb.Close()
+		}
+		if err == nil && n == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("through the proxy after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // searchableTempDir is a temporary data directory the database servers'
