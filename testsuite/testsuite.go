@@ -39,6 +39,12 @@ func WithDataDir(dir string) Option { return func(c *server.Config) { c.DataDir 
 // real PostgreSQL/MariaDB processes) or "none" (API records only).
 func WithDBBackend(b string) Option { return func(c *server.Config) { c.DBBackend = b } }
 
+// WithEnforceIAM turns on --enforce-iam.
+func WithEnforceIAM() Option { return func(c *server.Config) { c.EnforceIAM = true } }
+
+// WithVerifySignatures turns on --verify-signatures.
+func WithVerifySignatures() Option { return func(c *server.Config) { c.VerifySignatures = true } }
+
 // WithLogger sends the server's log to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(c *server.Config) { c.Logger = l } }
 

@@ -18,8 +18,8 @@ type DialConfig struct {
 	User     string
 	Password string
 	Database string
-	// TLS, when set, makes the connection require TLS (sslmode=require when
-	// InsecureSkipVerify is set); nil means plaintext.
+	// TLS, when set, makes the connection use TLS when the server offers
+	// it and plaintext otherwise (sslmode=prefer); nil means plaintext.
 	TLS *tls.Config
 	// Params are run-time parameters sent in the startup packet.
 	Params map[string]string
@@ -55,6 +55,11 @@ func Dial(ctx context.Context, cfg DialConfig) (*ServerConn, error) {
 	pc.Database = cfg.Database
 	pc.TLSConfig = cfg.TLS
 	pc.Fallbacks = nil
+	if cfg.TLS != nil {
+		// sslmode=prefer: TLS when the server offers it. The servers
+		// rdslocal spawns do not yet, and they are on loopback.
+		pc.Fallbacks = []*pgconn.FallbackConfig{{Host: pc.Host, Port: pc.Port}}
+	}
 	pc.RuntimeParams = map[string]string{}
 	for k, v := range cfg.Params {
 		pc.RuntimeParams[k] = v
