@@ -79,10 +79,12 @@ func TestProxyEndToEnd(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT 40 + 2").Scan(&n); err != nil || n != 42 {
 		t.Fatalf("query through the proxy: %d %v", n, err)
 	}
-	conn.Close(ctx)
 	if _, err := connect("wrong-password"); err == nil || !strings.Contains(err.Error(), "28P01") {
 		t.Fatalf("wrong password: %v", err)
 	}
+	// conn stays open across the ModifyDBProxy below: settings apply to new
+	// sessions without dropping existing ones.
+	defer conn.Close(ctx)
 
 	// IAM authentication: the proxy now requires a token.
 	if _, err := rc.ModifyDBProxy(ctx, &rds.ModifyDBProxyInput{DBProxyName: aws.String("app-proxy"), RequireTLS: aws.Bool(true),
@@ -93,14 +95,17 @@ func TestProxyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err = connect(token)
+	if err := conn.QueryRow(ctx, "SELECT 7").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("the session opened before ModifyDBProxy: %d %v", n, err)
+	}
+	iamConn, err := connect(token)
 	if err != nil {
 		t.Fatalf("connect with an IAM token: %v", err)
 	}
-	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+	if err := iamConn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	conn.Close(ctx)
+	iamConn.Close(ctx)
 	if _, err := connect("app-password-1"); err == nil {
 		t.Fatal("a password was accepted where IAM authentication is required")
 	}
@@ -129,5 +134,8 @@ func TestProxyEndToEnd(t *testing.T) {
 			t.Fatal("the proxy still listens after DeleteDBProxy")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err == nil {
+		t.Fatal("a session survived DeleteDBProxy")
 	}
 }
