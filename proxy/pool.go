@@ -19,6 +19,8 @@ import (
 
 // errBorrowTimeout is RDS Proxy's PostgreSQL text for a borrow that waited
 // ConnectionBorrowTimeout.
+//
+//lint:ignore ST1005 RDS Proxy's exact text reaches the client.
 var errBorrowTimeout = errors.New("Timed-out waiting to acquire database connection.")
 
 // errRetired means the target left the proxy's target list (or changed

@@ -10,7 +10,7 @@ import (
 
 // Codes that the first int32 of a startup packet carries.
 const (
-	ProtocolVersion30 = 3<<16 | 0
+	ProtocolVersion30 = 3 << 16
 	ProtocolVersion32 = 3<<16 | 2
 	SSLRequestCode    = 1234<<16 | 5679
 	GSSENCRequestCode = 1234<<16 | 5680
