@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"strconv"
 	"strings"
 
 	"github.com/rdslocal/rdslocal/api"
@@ -112,36 +111,15 @@ func page[T any](items []T, marker *string, maxItems *int64) (out []T, next stri
 	if maxItems != nil {
 		limit = int(*maxItems)
 	}
-	start := 0
+	m := ""
 	if marker != nil {
-		n, ok := decodeMarker(*marker)
-		if !ok || n > len(items) {
-			return nil, "", validationError("Invalid Marker: %s", *marker)
-		}
-		start = n
+		m = *marker
 	}
-	end := start + limit
-	if end >= len(items) {
-		return items[start:], "", nil
-	}
-	return items[start:end], encodeMarker(end), nil
-}
-
-func encodeMarker(n int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("rdslocal:" + strconv.Itoa(n)))
-}
-
-func decodeMarker(m string) (int, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(m)
+	out, next, err = api.Page(items, m, limit)
 	if err != nil {
-		return 0, false
+		return nil, "", validationError("Invalid Marker: %s", m)
 	}
-	s, ok := strings.CutPrefix(string(b), "rdslocal:")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s)
-	return n, err == nil && n >= 0
+	return out, next, nil
 }
 
 // xmlTags renders tags, or nothing when there are none.
