@@ -196,10 +196,7 @@ func (r *RDS) checkEngine(name, version string) error {
 	if r.opts.Engines == nil {
 		return nil
 	}
-	if err := r.opts.Engines.Supports(name, version); err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	return nil
+	return r.opts.Engines.Supports(name, version)
 }
 
 // StartEngines brings back the servers of every restored instance (after
