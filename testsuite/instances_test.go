@@ -350,3 +350,63 @@ func TestMultiAZStandby(t *testing.T) {
 		t.Fatal("the standby outlived its instance")
 	}
 }
+
+// TestExternalInstance registers an existing server (here one the same
+// emulator started) as a DB instance with the rdslocal:endpoint tag:
+// nothing is spawned, the master credentials are checked, and deleting the
+// instance leaves the server running.
+func TestExternalInstance(t *testing.T) {
+	emu := testsuite.Start(t)
+	c := rds.NewFromConfig(emu.AWSConfig)
+	ctx := context.Background()
+	if _, err := c.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String("real"), DBInstanceClass: aws.String("db.t3.micro"),
+		Engine: aws.String("postgres"), MasterUsername: aws.String("master"), MasterUserPassword: aws.String("ext-password"), DBName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	real := waitAvailable(t, c, "real")
+	addr := net.JoinHostPort(*real.Endpoint.Address, strconv.Itoa(int(*real.Endpoint.Port)))
+	create := func(id, password string) error {
+		_, err := c.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String(id), DBInstanceClass: aws.String("db.t3.micro"),
+			Engine: aws.String("postgres"), MasterUsername: aws.String("master"), MasterUserPassword: aws.String(password), DBName: aws.String("app"),
+			Tags: []types.Tag{{Key: aws.String("rdslocal:endpoint"), Value: aws.String(addr)}}})
+		return err
+	}
+	if err := create("ext", "ext-password"); err != nil {
+		t.Fatal(err)
+	}
+	ext := waitAvailable(t, c, "ext")
+	if got := net.JoinHostPort(*ext.Endpoint.Address, strconv.Itoa(int(*ext.Endpoint.Port))); got != addr {
+		t.Fatalf("external endpoint %s, want %s", got, addr)
+	}
+	// Wrong master credentials: the instance fails and says why.
+	if err := create("ext-bad", "not-the-password"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := c.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("ext-bad")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := *out.DBInstances[0].DBInstanceStatus; st == "failed" {
+			if len(out.DBInstances[0].StatusInfos) == 0 || aws.ToString(out.DBInstances[0].StatusInfos[0].Message) == "" {
+				t.Fatal("failed without a reason")
+			}
+			break
+		} else if st == "available" || time.Now().After(deadline) {
+			t.Fatalf("external instance with a wrong password: %s", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := c.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String("ext"), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("ext")}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second }); err != nil {
+		t.Fatal(err)
+	}
+	db, err := dbOpen(t, "postgres", *real.Endpoint.Address, int(*real.Endpoint.Port), "master", "ext-password", "app")
+	if err != nil {
+		t.Fatalf("the external server was stopped with its instance: %v", err)
+	}
+	db.Close()
+}
