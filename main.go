@@ -50,7 +50,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", env("RDSLOCAL_DATA_DIR", ""), "directory that keeps state across restarts; empty keeps it in memory (RDSLOCAL_DATA_DIR)")
 	ports := fs.String("port-range", env("RDSLOCAL_PORT_RANGE", "4510-4560"), "ports for DB instances and ports-mode proxy endpoints, end excluded (RDSLOCAL_PORT_RANGE)")
 	fs.StringVar(&cfg.ProxyAddressing, "proxy-addressing", env("RDSLOCAL_PROXY_ADDRESSING", "loopback"), "loopback: a 127.0.x.y address per proxy endpoint on the standard port; ports: 127.0.0.1 with a port from the range (RDSLOCAL_PROXY_ADDRESSING)")
-	fs.StringVar(&cfg.DBBackend, "db-backend", env("RDSLOCAL_DB_BACKEND", "auto"), "what runs behind DB instances: auto or process (local PostgreSQL/MariaDB processes), none (API records only) (RDSLOCAL_DB_BACKEND)")
+	fs.StringVar(&cfg.DBBackend, "db-backend", env("RDSLOCAL_DB_BACKEND", "auto"), "what runs behind DB instances: auto (docker when a daemon is healthy, else process), process (local PostgreSQL/MariaDB), docker (containers), none (API records only) (RDSLOCAL_DB_BACKEND)")
 	fs.BoolVar(&cfg.VerifySignatures, "verify-signatures", envBool("RDSLOCAL_VERIFY_SIGNATURES"), "verify the SigV4 signature of every API request (RDSLOCAL_VERIFY_SIGNATURES)")
 	fs.BoolVar(&cfg.EnforceIAM, "enforce-iam", envBool("RDSLOCAL_ENFORCE_IAM"), "enforce IAM: rds-db:connect policies for IAM logins, existing roles for proxies and AssumeRole (RDSLOCAL_ENFORCE_IAM)")
 	level := fs.String("log-level", env("RDSLOCAL_LOG_LEVEL", "info"), "debug, info, warn or error (RDSLOCAL_LOG_LEVEL)")

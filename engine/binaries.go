@@ -209,9 +209,9 @@ func pickInstall(d discovery, engine, version string) (install, error) {
 			why = " (" + strings.Join(d.notes, "; ") + ")"
 		}
 		if fam == famPostgres {
-			return install{}, fmt.Errorf("%w: engine %s needs PostgreSQL's postgres and initdb on PATH or in /usr/lib/postgresql/*/bin%s; the docker backend is not built", ErrUnsupported, engine, why)
+			return install{}, fmt.Errorf("%w: engine %s needs PostgreSQL's postgres and initdb on PATH or in /usr/lib/postgresql/*/bin%s", ErrUnsupported, engine, why)
 		}
-		return install{}, fmt.Errorf("%w: engine %s needs mariadbd or mysqld (MariaDB) and mariadb-install-db on PATH%s; the docker backend is not built", ErrUnsupported, engine, why)
+		return install{}, fmt.Errorf("%w: engine %s needs mariadbd or mysqld (MariaDB) and mariadb-install-db on PATH%s", ErrUnsupported, engine, why)
 	}
 	if version == "" || engine == "mysql" || engine == "aurora-mysql" || engine == "aurora" {
 		// mysql engines are served by whatever MariaDB is installed: a

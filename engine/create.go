@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,6 +55,10 @@ func (m *Manager) create(ctx context.Context, inst *instance, s Spec, md *meta) 
 	if s.External != "" {
 		return m.createExternal(ctx, inst, s, md)
 	}
+	backend, dockerErr := m.backendFor(ctx, s)
+	if backend == BackendDocker {
+		return m.createDocker(ctx, inst, s, md)
+	}
 	var primary *meta
 	version := s.EngineVersion
 	if s.ReplicaOf != "" {
@@ -67,6 +72,9 @@ func (m *Manager) create(ctx context.Context, inst *instance, s Spec, md *meta) 
 	}
 	in, err := m.installFor(s.Engine, version)
 	if err != nil {
+		if dockerErr != nil && errors.Is(err, ErrUnsupported) {
+			err = fmt.Errorf("%w; the docker backend cannot stand in: %v", err, dockerErr)
+		}
 		return err
 	}
 	r, err := m.runAs(inst.fam)
@@ -171,6 +179,8 @@ func (m *Manager) primaryFor(f family, s Spec) (meta, error) {
 		return meta{}, fmt.Errorf("%w: primary instance %s", ErrNotFound, s.ReplicaOf)
 	case pm.External:
 		return meta{}, fmt.Errorf("%w: %s is an external server; replicas can only follow spawned instances", ErrUnsupported, s.ReplicaOf)
+	case pm.Backend == BackendDocker:
+		return meta{}, fmt.Errorf("%w: %s runs in a container: replicas need the process backend", ErrUnsupported, s.ReplicaOf)
 	case p.fam.name() != f.name():
 		return meta{}, fmt.Errorf("%w: a %s instance cannot replicate %s instance %s", ErrInvalid, s.Engine, pm.Engine, s.ReplicaOf)
 	case pm.Role != RolePrimary:
@@ -188,6 +198,11 @@ func (m *Manager) discard(inst *instance, md meta) {
 	inst.srv = nil // an exit from here on is not news
 	m.mu.Unlock()
 	srv.stop()
+	if md.Backend == BackendDocker {
+		if err := m.dockerRemove(inst, md, true); err != nil {
+			m.log.Warn("engine: cannot remove the container of a failed instance", "id", md.ID, "err", err)
+		}
+	}
 	if inst.dir != "" {
 		_ = os.RemoveAll(inst.dir)
 	}
@@ -203,14 +218,22 @@ func (m *Manager) discard(inst *instance, md meta) {
 // template data directory if it is not cached yet, so that the first
 // Create of that engine does not pay for initdb / mariadb-install-db
 // (about 1–2 s), and makes a spare copy of it for the first Create. It returns the error Create would return for an engine
-// that nothing installed can serve. Calling it is optional.
+// that nothing installed can serve. On the docker backend it pulls the
+// image unless the daemon has it. Calling it is optional.
 func (m *Manager) Prepare(ctx context.Context, engine, version string) error {
 	fname, ok := engineFamily(engine)
 	if !ok {
 		return fmt.Errorf("%w: engine %q is not one of postgres, aurora-postgresql, mysql, mariadb, aurora-mysql", ErrInvalid, engine)
 	}
+	backend, dockerErr := m.backendFor(ctx, Spec{Engine: engine})
+	if backend == BackendDocker {
+		return m.prepareDocker(ctx, engine, version)
+	}
 	in, err := m.installFor(engine, version)
 	if err != nil {
+		if dockerErr != nil && errors.Is(err, ErrUnsupported) {
+			err = fmt.Errorf("%w; the docker backend cannot stand in: %v", err, dockerErr)
+		}
 		return err
 	}
 	f := m.families[fname]

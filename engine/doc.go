@@ -1,6 +1,7 @@
 // Package engine provisions the real database server behind each RDS DB
-// instance: a PostgreSQL or MariaDB process it spawns on loopback, or an
-// existing server it is told about. The RDS front-end (package api/rds)
+// instance: a PostgreSQL or MariaDB process it spawns on loopback, a
+// postgres, mariadb or mysql container (docker backend), or an existing
+// server it is told about. The RDS front-end (package api/rds)
 // calls it for CreateDBInstance, RebootDBInstance, ModifyDBInstance
 // (password), DeleteDBInstance, read replicas and failover; the proxy
 // connects to the Host and Port it reports.
@@ -27,21 +28,113 @@
 //
 // # Backends
 //
-//   - process (and auto, the default): the server runs as a child process.
-//     Engines postgres and aurora-postgresql use PostgreSQL's initdb and
-//     postgres, found on PATH or in /usr/lib/postgresql/*/bin (and a few
-//     other usual places); mysql, mariadb, aurora-mysql use MariaDB's
-//     mariadb-install-db and mariadbd (or mysqld, if it is MariaDB). When
-//     nothing installed serves an engine, Create says exactly what is
-//     missing. Config.BinPath replaces the search path.
+// Config.Backend picks what runs a new instance:
+//
+//   - process: the server runs as a child process. Engines postgres and
+//     aurora-postgresql use PostgreSQL's initdb and postgres, found on
+//     PATH or in /usr/lib/postgresql/*/bin (and a few other usual places);
+//     mysql, mariadb, aurora-mysql use MariaDB's mariadb-install-db and
+//     mariadbd (or mysqld, if it is MariaDB). When nothing installed
+//     serves an engine, Create says exactly what is missing.
+//     Config.BinPath replaces the search path.
+//   - docker: the server runs in a container made with testcontainers-go
+//     (see Containers below). NewManager fails with "docker backend: no
+//     healthy Docker daemon (…)" (ErrUnsupported) when none answers.
+//   - auto, the default: docker when a Docker daemon is healthy, else
+//     process. The choice is made at each Create, so it does not depend
+//     on which binaries are installed: where a daemon runs, instances are
+//     containers even if PostgreSQL is installed too (choose process to
+//     keep them local processes). Without a daemon, a Create that finds no
+//     binaries says what is missing and why docker cannot stand in.
+//
+// A replica runs on its primary's backend, and an instance found on disk
+// (Restore) on the backend that made it, whatever Config.Backend says.
+// The other kind of instance:
+//
 //   - external: a Spec with External "host:port" registers a server that
 //     already runs. Nothing is spawned; the master credentials are checked
 //     on it at Create and Restore (and by Check, whose result sets the
 //     status). SetPassword changes the password on it; Delete only forgets
 //     it; Reboot and Promote are refused.
-//   - docker: not built. NewManager rejects Backend "docker". Adding it
-//     (testcontainers-go, for engines with no local binaries) is an open
-//     decision.
+//
+// Instance.Backend says which backend runs an instance (empty for an
+// external one).
+//
+// # Docker health
+//
+// "Healthy" means testcontainers finds a Docker (or Podman) endpoint
+// (DOCKER_HOST, ~/.testcontainers.properties, the default or rootless
+// socket …) and the daemon answers an Info call. The look never takes
+// more than 2 s (a probe that hangs goes on in the background), cannot
+// panic (testcontainers panics in some set-ups without a runtime; that is
+// recovered into the answer), and its answer is reused for 30 s.
+// testcontainers itself settles the daemon's address once per process: a
+// daemon started after rdslocal is seen after a restart. Without a daemon
+// the answer takes well under a millisecond.
+//
+// # Containers
+//
+// Images are the official ones, tagged with the series of EngineVersion
+// as the process backend matches installations: postgres:<major>
+// (postgres and aurora-postgresql; "15.4" → postgres:15), mariadb:<x.y>
+// (mariadb), mysql:<x.y> (mysql, aurora-mysql: real MySQL, where the
+// process backend serves MariaDB; "8.0.mysql_aurora.3.04.0" → mysql:8.0).
+// An empty EngineVersion means postgres:17, mariadb:11.4, mysql:8.0.
+// Missing images are pulled at Create (Prepare pulls ahead);
+// testcontainers' TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX points the pulls
+// at a mirror.
+//
+//   - PostgreSQL: the image's entrypoint creates the master user
+//     (POSTGRES_USER, a superuser as on the process backend) with
+//     POSTGRES_PASSWORD and the database (POSTGRES_DB) at the first start,
+//     and an init script adds rdsadmin. The server runs with
+//     max_connections from the instance class and fsync=off.
+//   - MariaDB / MySQL: a random root password (MYSQL_RANDOM_ROOT_PASSWORD)
+//     and an init script that creates rdsadmin, the master user with ALL
+//     PRIVILEGES on *.* (the images' MYSQL_USER would get one database
+//     only, and may not be root) and the database. The server runs with
+//     --max-connections from the instance class and utf8mb4.
+//
+// Both accounts are '%' / host-wide, since connections come through the
+// Docker bridge. Create returns once the master credentials work (up to
+// ReadyTimeout, 2 min by default for containers; a stopped container
+// ends the wait at once, with the tail of its log in the error).
+//
+// The server's port is published on 127.0.0.1 at Spec.Port or a port of
+// the range, chosen as for processes; a range port taken before Docker
+// bound it is replaced by the next free one, then (or when the range is
+// full) by one Docker picks, which Instance.Port reports. When the daemon
+// is not on this machine (DOCKER_HOST=tcp://…, or rdslocal itself in a
+// container), the port is one Docker picks on all interfaces and
+// Instance.Host is the daemon's host.
+//
+// Containers are named and labelled after the instance:
+// rdslocal-<ID>-<hash of the Manager's directory>, with labels
+// rdslocal.instance, rdslocal.dir and rdslocal.engine.
+//
+//   - Reboot stops the container (the image's stop signal, SIGKILL after
+//     15 s) and starts the same container again: same data, same port.
+//   - SetPassword runs ALTER ROLE / ALTER USER as rdsadmin, as on the
+//     process backend; Check pings as rdsadmin and, as for external
+//     servers, sets the status available or failed from the answer.
+//   - Delete removes the container and its volume.
+//   - With a DataDir, the data lives in a named volume (same name as the
+//     container, labelled likewise, made by the Manager so that it does
+//     not carry testcontainers' session label), and Close removes the
+//     containers but keeps the volumes: after a restart, Restore makes a
+//     new container on each instance's volume, on its old port if it is
+//     free. NewManager removes containers of its directory that a
+//     previous run left (and volumes of instances that no longer exist).
+//   - Without a DataDir, the data lives in the container's own volume and
+//     Close removes containers and data.
+//   - If rdslocal dies without Close, testcontainers' reaper (Ryuk)
+//     removes its containers about 10 s later — not the named volumes.
+//     With TESTCONTAINERS_RYUK_DISABLED=true containers outlive rdslocal
+//     until the next NewManager on the same DataDir.
+//   - Replicas (and so Promote, Repoint) need the process backend: a
+//     replica of a container instance is refused with ErrUnsupported.
+//
+// Instance.PID is 0 for a container; Instance.Container names it.
 //
 // # Versions
 //
@@ -139,7 +232,8 @@
 //	lock                      flock: one Manager per directory (ErrInUse)
 //	templates/<product-ver>/  unless Config.TemplateDir is set
 //	spares/<template-key>/    a ready copy of a template's data
-//	instances/<id>/instance.json  what Restore needs (0600: holds passwords)
+//	instances/<id>/instance.json  what Restore needs (0600: holds passwords;
+//	                              for a container, also image, name, volume)
 //	instances/<id>/server.log     the server's own log (stdout+stderr)
 //	instances/<id>/server.pid     the server's pid while it runs
 //	instances/<id>/data/          its data directory, owned by the service user
@@ -148,10 +242,10 @@
 // user (both refuse root); every directory above the data must be
 // searchable by that user, which Create checks and reports.
 //
-// Every server runs in its own process group, is started with
-// Pdeathsig=SIGKILL, and is stopped by Close, Delete and Reboot with its
-// normal shutdown signal (SIGINT for postgres, SIGTERM for mariadbd), then
-// SIGKILL to the group after 15 s. Pdeathsig fires when the *thread* that
+// On the process backend, every server runs in its own process group, is
+// started with Pdeathsig=SIGKILL, and is stopped by Close, Delete and
+// Reboot with its normal shutdown signal (SIGINT for postgres, SIGTERM for
+// mariadbd), then SIGKILL to the group after 15 s. Pdeathsig fires when the *thread* that
 // forked the child exits, not the process, and Go retires threads; so all
 // children are forked from one goroutine locked to its OS thread for the
 // Manager's whole life (see spawner). If rdslocal is SIGKILLed, its
@@ -169,16 +263,17 @@
 //
 // # Ports
 //
-// Spawned servers listen on 127.0.0.1 only, on Spec.Port or the first
-// port of [PortMin, PortMax) — default 4510 to 4559, LocalStack's external
-// port range — that no instance holds and nothing else has bound. A port
-// lost between that probe and the server's bind is retried on the next
-// one.
+// Spawned servers listen on 127.0.0.1 only (containers publish there; see
+// Containers), on Spec.Port or the first port of [PortMin, PortMax) —
+// default 4510 to 4559, LocalStack's external port range — that no
+// instance holds and nothing else has bound. A port lost between that
+// probe and the server's bind is retried on the next one.
 //
 // # Measured
 //
-// On a 2-core VM shared with other jobs (PostgreSQL 15.20, MariaDB
-// 10.11.19; go test -v ./engine prints these as "figure:" lines):
+// Process backend, on a 2-core VM shared with other jobs (PostgreSQL
+// 15.20, MariaDB 10.11.19; go test -v ./engine prints these as "figure:"
+// lines):
 //
 //	Create → ready, template built and spare ready   PostgreSQL 0.24–0.9 s, MariaDB 0.23–0.6 s
 //	Create → ready, replica                           PostgreSQL 1.1–1.9 s (pg_basebackup), MariaDB 0.26–1.1 s

@@ -99,8 +99,8 @@ func TestDuplicateAndBackend(t *testing.T) {
 	if got, _ := m.Get(s.ID); got.Status != StatusAvailable {
 		t.Fatalf("the first instance suffered: %+v", got)
 	}
-	_, err = NewManager(ctx, Config{Backend: BackendDocker})
-	wantErr(t, err, ErrUnsupported, "docker backend is not built")
+	_, err = NewManager(ctx, Config{Backend: "podman"})
+	wantErr(t, err, ErrInvalid, `backend "podman" is not one of auto, process, docker`)
 	_, err = NewManager(ctx, Config{PortMin: 10, PortMax: 5})
 	wantErr(t, err, ErrInvalid, "port range")
 	if err := m.Close(); err != nil {

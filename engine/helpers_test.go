@@ -113,9 +113,14 @@ func newDir(t *testing.T) string {
 	return d
 }
 
-// newManager starts a Manager for a test and closes it at the end.
+// newManager starts a Manager for a test and closes it at the end. An
+// empty Backend means process: the tests of the process backend must not
+// turn into docker tests where a daemon runs.
 func newManager(t *testing.T, cfg Config) *Manager {
 	t.Helper()
+	if cfg.Backend == "" {
+		cfg.Backend = BackendProcess
+	}
 	if cfg.TemplateDir == "" {
 		cfg.TemplateDir = tmplDir
 	}

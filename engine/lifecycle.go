@@ -41,6 +41,11 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	md := m.metaOf(inst)
 	m.setState(inst, nil, StatusDeleting)
 	m.stopServer(inst, StatusDeleting)
+	if md.Backend == BackendDocker {
+		if err := m.dockerRemove(inst, md, true); err != nil {
+			return fmt.Errorf("delete instance %s: %w", id, err)
+		}
+	}
 	if inst.dir != "" {
 		if err := os.RemoveAll(inst.dir); err != nil {
 			return fmt.Errorf("remove %s: %w", inst.dir, err)
@@ -76,6 +81,9 @@ func (m *Manager) Reboot(ctx context.Context, id string) error {
 // startExisting starts the server of an instance that has its data and
 // waits for it. The caller holds inst.op.
 func (m *Manager) startExisting(ctx context.Context, inst *instance, md meta) error {
+	if md.Backend == BackendDocker {
+		return m.startDocker(ctx, inst, md)
+	}
 	err := func() error {
 		in, err := m.installFor(md.Engine, md.Major)
 		if err != nil {
@@ -158,7 +166,9 @@ func (m *Manager) Check(ctx context.Context, id string) error {
 		return err
 	}
 	err := inst.fam.ping(ctx, adminLogin(inst.fam.name(), md))
-	if md.External && (status == StatusAvailable || status == StatusFailed) {
+	// A container is not our child: like an external server, its
+	// status follows what Check finds.
+	if (md.External || md.Backend == BackendDocker) && (status == StatusAvailable || status == StatusFailed) {
 		next := StatusAvailable
 		if err != nil {
 			next = StatusFailed
@@ -180,8 +190,14 @@ func (m *Manager) running(inst *instance, md meta) error {
 		return nil
 	}
 	m.mu.Lock()
-	srv := inst.srv
+	srv, ctr := inst.srv, inst.ctr
 	m.mu.Unlock()
+	if md.Backend == BackendDocker {
+		if ctr == nil || !ctr.running.Load() {
+			return fmt.Errorf("%w: %s: %w", ErrUnsupported, md.ID, errNotRunning)
+		}
+		return nil
+	}
 	if srv == nil || srv.exited() {
 		return fmt.Errorf("%w: %s: %w", ErrUnsupported, md.ID, errNotRunning)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/testcontainers/testcontainers-go"
 )
 
 // Manager provisions and runs the database servers behind DB instances.
@@ -37,6 +39,9 @@ type Manager struct {
 	filling map[string]chan struct{} // spares being made, by template key
 	bg      sync.WaitGroup           // spare makers; Close waits for them
 	stopBg  chan struct{}            // closed by Close: spare makers give up
+
+	dockerMu sync.Mutex
+	dockerP  *testcontainers.DockerProvider // made on first use
 }
 
 // NewManager prepares the Manager's directory and takes its lock, stops
@@ -47,7 +52,9 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 	switch cfg.Backend {
 	case "", BackendAuto, BackendProcess:
 	case BackendDocker:
-		return nil, fmt.Errorf("%w: the docker backend is not built in this version of rdslocal; use backend auto or process", ErrUnsupported)
+		if err := dockerHealthy(ctx); err != nil {
+			return nil, errNoDocker(err)
+		}
 	default:
 		return nil, fmt.Errorf("%w: backend %q is not one of auto, process, docker", ErrInvalid, cfg.Backend)
 	}
@@ -88,6 +95,9 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		m.spawn.stop()
 		m.releaseRoot()
 		return nil, err
+	}
+	if m.cfg.Backend == BackendDocker || m.hasDocker() {
+		m.reapContainers(ctx)
 	}
 	return m, nil
 }
@@ -180,6 +190,7 @@ func (i *instance) snapshotLocked() Instance {
 		Host: md.Host, Port: md.Port, MaxConnections: md.MaxConnections,
 		Role: md.Role, ReplicaOf: md.ReplicaOf, Status: i.status, External: md.External,
 		MasterUsername: md.MasterUsername, DBName: md.DBName, Dir: i.dir,
+		Backend: md.backend(), Container: md.Container,
 	}
 	if i.srv != nil && !i.srv.exited() {
 		out.PID = i.srv.pid
@@ -209,13 +220,22 @@ func (m *Manager) Close() error {
 		wg.Go(func() {
 			inst.op.Lock()
 			defer inst.op.Unlock()
-			if !m.metaOf(inst).External {
+			if md := m.metaOf(inst); !md.External {
 				m.stopServer(inst, StatusStopped)
+				if md.Backend == BackendDocker {
+					// The container goes; a named volume (DataDir) stays.
+					_ = m.dockerRemove(inst, md, false)
+				}
 			}
 		})
 	}
 	wg.Wait()
 	m.bg.Wait()
+	m.dockerMu.Lock()
+	if m.dockerP != nil {
+		m.dockerP.Close() // idle connections only: it stays usable
+	}
+	m.dockerMu.Unlock()
 	m.spawn.stop()
 	m.releaseRoot()
 	m.log.Info("engine: manager closed", "dir", m.root, "instances", len(insts))
@@ -226,10 +246,15 @@ func (m *Manager) Close() error {
 // go to the log line). The caller holds inst.op.
 func (m *Manager) stopServer(inst *instance, status string, attrs ...any) {
 	m.mu.Lock()
-	srv := inst.srv
+	srv, ctr := inst.srv, inst.ctr
 	m.mu.Unlock()
 	if srv != nil {
 		srv.stop()
+	}
+	if ctr != nil && ctr.running.Load() {
+		if err := ctr.stop(); err != nil {
+			m.log.Warn("engine: cannot stop container", "container", ctr.name, "err", err)
+		}
 	}
 	m.setState(inst, func() { inst.srv = nil }, status, attrs...)
 }
@@ -320,6 +345,18 @@ func (m *Manager) installFor(engine, version string) (install, error) {
 		m.mu.Unlock()
 	}
 	return pickInstall(d, engine, version)
+}
+
+// hasDocker reports whether any instance runs on the docker backend.
+func (m *Manager) hasDocker() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, inst := range m.insts {
+		if inst.meta.Backend == BackendDocker {
+			return true
+		}
+	}
+	return false
 }
 
 // errNotRunning is returned by operations that need a running server.

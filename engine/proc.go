@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -200,8 +199,6 @@ func childEnv() []string {
 	}
 	return []string{"PATH=" + path, "LC_ALL=C", "LANG=C"}
 }
-
-var errPortRace = errors.New("port taken between probe and bind")
 
 // portRace reports whether a server that failed to start lost its port
 // to another process.

@@ -172,7 +172,7 @@ func TestParentKilled(t *testing.T) {
 // instance, write a row, report, wait to be killed.
 func childMain(t *testing.T, dir string) {
 	token = os.Getenv("ENGINE_TEST_TOKEN")
-	m, err := NewManager(context.Background(), Config{DataDir: dir, TemplateDir: os.Getenv("ENGINE_TEST_TEMPLATES")})
+	m, err := NewManager(context.Background(), Config{DataDir: dir, Backend: BackendProcess, TemplateDir: os.Getenv("ENGINE_TEST_TEMPLATES")})
 	if err != nil {
 		t.Fatal(err)
 	}

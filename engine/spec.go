@@ -12,13 +12,13 @@ import (
 
 // Backend values for Config.Backend.
 const (
-	// BackendAuto runs a local process when the engine's binaries are
-	// installed. It is the default.
+	// BackendAuto runs a container when a Docker daemon is healthy, else
+	// a local process. It is the default.
 	BackendAuto = "auto"
 	// BackendProcess always runs a local process.
 	BackendProcess = "process"
-	// BackendDocker would run the engine in a container. It is not built:
-	// NewManager rejects it.
+	// BackendDocker always runs a container (testcontainers-go); NewManager
+	// fails without a healthy Docker daemon.
 	BackendDocker = "docker"
 )
 
@@ -88,7 +88,8 @@ type Config struct {
 	// and the usual install locations are searched.
 	BinPath string
 	// ReadyTimeout bounds how long a server may take to accept its
-	// credentials after a start. Zero means 60s.
+	// credentials after a start. Zero means 60s (2 min for a container,
+	// whose first start initialises its data).
 	ReadyTimeout time.Duration
 	// Logger receives one line per instance state change. Nil discards.
 	Logger *slog.Logger
@@ -106,7 +107,9 @@ type Spec struct {
 	Engine string
 	// EngineVersion selects the installed major version ("15", "15.4",
 	// "10.11"); empty picks the newest installed. For mysql and
-	// aurora-mysql served by MariaDB it is ignored.
+	// aurora-mysql served by MariaDB it is ignored. On the docker backend
+	// it picks the image tag: its series (postgres:15, mariadb:10.11,
+	// mysql:8.0); empty means postgres:17, mariadb:11.4, mysql:8.0.
 	EngineVersion string
 	// InstanceClass (db.t3.micro …) sets max_connections; see the package
 	// documentation for the table.
@@ -131,7 +134,7 @@ type Instance struct {
 	Engine        string
 	EngineVersion string // read from the server (SHOW server_version / VERSION())
 	InstanceClass string
-	Host          string // always 127.0.0.1 for spawned servers
+	Host          string // 127.0.0.1 for spawned servers (docker: unless the daemon is remote)
 	Port          int
 	// MaxConnections is the server's max_connections.
 	MaxConnections int
@@ -145,8 +148,14 @@ type Instance struct {
 	// Dir is the instance directory: its saved state and, for a spawned
 	// server, its log, pid file and data.
 	Dir string
-	// PID is the server's process id while it runs, else 0.
+	// PID is the server's process id while it runs, else 0 (always 0 on
+	// the docker backend).
 	PID int
+	// Backend is BackendProcess or BackendDocker; empty for an external
+	// server.
+	Backend string
+	// Container is the name of the instance's container (docker backend).
+	Container string
 }
 
 // engineFamily maps an RDS engine name to the family that serves it.

@@ -43,6 +43,24 @@ type meta struct {
 	DBName         string `json:"dbName,omitempty"`
 	AdminPassword  string `json:"adminPassword,omitempty"`
 	ServerID       uint32 `json:"serverId,omitempty"`
+	// Docker backend: Backend is BackendDocker (empty: process), Image the
+	// image, Container the container's name and Volume the named volume
+	// holding the data (with a DataDir only).
+	Backend   string `json:"backend,omitempty"`
+	Image     string `json:"image,omitempty"`
+	Container string `json:"container,omitempty"`
+	Volume    string `json:"volume,omitempty"`
+}
+
+// backend is the Instance.Backend of md.
+func (md meta) backend() string {
+	switch {
+	case md.External:
+		return ""
+	case md.Backend == "":
+		return BackendProcess
+	}
+	return md.Backend
 }
 
 // instance is the Manager's record of one instance.
@@ -58,6 +76,7 @@ type instance struct {
 	meta   meta
 	status string
 	srv    *server
+	ctr    *dockerServer // docker backend: the container, running or stopped
 }
 
 func (i *instance) dataDir() string { return filepath.Join(i.dir, dataName) }

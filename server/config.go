@@ -21,9 +21,9 @@ type Config struct {
 	// 127.0.x.y address on the engine's standard port) or "ports"
 	// (127.0.0.1 with a port from the range).
 	ProxyAddressing string
-	// DBBackend chooses what runs behind DB instances: "auto" (a local
-	// process when the engine's binaries are installed), "process", or
-	// "none" (instances are API records only).
+	// DBBackend chooses what runs behind DB instances: "auto" (a
+	// container when a Docker daemon is healthy, else a local process),
+	// "process", "docker", or "none" (instances are API records only).
 	DBBackend string
 	// VerifySignatures recomputes the SigV4 signature of every API request
 	// (default: any access key is accepted unverified, as in LocalStack).
@@ -60,11 +60,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("port range %d-%d is empty or out of bounds", c.PortMin, c.PortMax)
 	}
 	switch c.DBBackend {
-	case "auto", "process", "none":
-	case "docker":
-		return fmt.Errorf("db backend docker is not available in this build: use auto, process or none")
+	case "auto", "process", "docker", "none":
 	default:
-		return fmt.Errorf("db backend %q: want auto, process or none", c.DBBackend)
+		return fmt.Errorf("db backend %q: want auto, process, docker or none", c.DBBackend)
 	}
 	if c.ProxyAddressing != "loopback" && c.ProxyAddressing != "ports" {
 		return fmt.Errorf("proxy addressing %q: want loopback or ports", c.ProxyAddressing)

@@ -27,7 +27,7 @@ func TestVerifySignatures(t *testing.T) {
 	}
 	ctx := context.Background()
 	cases := []struct {
-		name, key, secret  string
+		name, key, secret string
 		rdsCode, jsonCode string
 	}{
 		{"valid test/test", "test", "test", "", ""},

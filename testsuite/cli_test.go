@@ -62,7 +62,9 @@ func TestAWSCLIFlow(t *testing.T) {
 		t.Fatalf("secret ARN %q", secret.ARN)
 	}
 
-	var inst struct{ DBInstance struct{ DBInstanceIdentifier, DBInstanceStatus string } }
+	var inst struct {
+		DBInstance struct{ DBInstanceIdentifier, DBInstanceStatus string }
+	}
 	aws.run(&inst, "rds", "create-db-instance", "--db-instance-identifier", "app-db", "--engine", "postgres",
 		"--db-instance-class", "db.t3.micro", "--master-username", "app", "--master-user-password", "app-password-1")
 	if inst.DBInstance.DBInstanceIdentifier != "app-db" {
@@ -113,7 +115,9 @@ func TestAWSCLIFlow(t *testing.T) {
 		t.Fatalf("modify target group: %+v", pc)
 	}
 
-	var ep struct{ DBProxyEndpoint struct{ DBProxyEndpointName, Endpoint, TargetRole string } }
+	var ep struct {
+		DBProxyEndpoint struct{ DBProxyEndpointName, Endpoint, TargetRole string }
+	}
 	aws.run(&ep, "rds", "create-db-proxy-endpoint", "--db-proxy-name", "app-proxy", "--db-proxy-endpoint-name", "app-ro",
 		"--vpc-subnet-ids", "subnet-1", "--target-role", "READ_ONLY")
 	if ep.DBProxyEndpoint.TargetRole != "READ_ONLY" || ep.DBProxyEndpoint.Endpoint == "" {

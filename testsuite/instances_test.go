@@ -126,7 +126,10 @@ func TestInstancesRunRealServers(t *testing.T) {
 			if _, err := c.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
 				t.Fatal(err)
 			}
-			if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second }); err != nil {
+			if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) {
+				o.MinDelay = 100 * time.Millisecond
+				o.MaxDelay = time.Second
+			}); err != nil {
 				t.Fatal(err)
 			}
 			if conn, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), time.Second); err == nil {
@@ -343,7 +346,10 @@ func TestMultiAZStandby(t *testing.T) {
 	if _, err := c.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String("maz"), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("maz")}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second }); err != nil {
+	if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("maz")}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) {
+		o.MinDelay = 100 * time.Millisecond
+		o.MaxDelay = time.Second
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := emu.Server.Engines().Get("000000000000.us-east-1.maz.standby"); err == nil {
@@ -401,7 +407,10 @@ func TestExternalInstance(t *testing.T) {
 	if _, err := c.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String("ext"), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("ext")}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second }); err != nil {
+	if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("ext")}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) {
+		o.MinDelay = 100 * time.Millisecond
+		o.MaxDelay = time.Second
+	}); err != nil {
 		t.Fatal(err)
 	}
 	db, err := dbOpen(t, "postgres", *real.Endpoint.Address, int(*real.Endpoint.Port), "master", "ext-password", "app")
