@@ -35,5 +35,13 @@ FUZZTIME ?= 20s
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+# The PostgreSQL data-plane benchmark (about 7 minutes): rdslocal against the
+# database directly and against PgBouncer (installed from Debian when
+# missing); prints the figures and updates BENCHMARKS.md. Not part of
+# `make test`. Options: make bench BENCH_ARGS='-T 5s -idle 1000' (see
+# `go run ./cmd/rdslocal-bench -h`).
+bench: build deps
+	ulimit -n 20000 2>/dev/null || true; $(GO) run ./cmd/rdslocal-bench $(BENCH_ARGS)
+
 clean:
 	rm -rf bin

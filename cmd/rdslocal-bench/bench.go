@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	dbUser     = "bench"
+	dbPassword = "bench-password-1"
+	dbName     = "bench"
+)
+
+// endpointT is one place pgbench and the connection tests talk to.
+type endpointT struct {
+	name string // direct, rdslocal, pgbouncer
+	host string
+	port int
+}
+
+type bench struct {
+	opt   options
+	start time.Time
+	tmp   string
+
+	mu       sync.Mutex
+	cleanups []func()
+
+	rdslocal  *exec.Cmd
+	pgbouncer *exec.Cmd
+	apiURL    string
+
+	direct, proxy, bouncer endpointT
+	maxConns, poolSize     int
+	pgVersion, pgbVersion  string
+	scramSecret            string
+	baseBusy, endBusy      float64 // % of all CPUs busy before and after the run
+	loadAvg                string
+	sample0                cpuSample
+	otherAll               float64 // % of all CPUs used by other processes during the run
+	bouncerPrepared        bool    // PgBouncer ≥ 1.21 tracks protocol-level prepared statements
+
+	res results
+}
+
+// onCleanup registers f to run at the end, in reverse order.
+func (b *bench) onCleanup(f func()) {
+	b.mu.Lock()
+	b.cleanups = append(b.cleanups, f)
+	b.mu.Unlock()
+}
+
+func (b *bench) cleanup() {
+	b.mu.Lock()
+	fs := b.cleanups
+	b.cleanups = nil
+	b.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
+
+func (b *bench) run(ctx context.Context) error {
+	raiseNoFile(b.opt.idle*2 + 1000)
+	// Other work on the machine skews every figure: measure it first.
+	b.baseBusy = busyFor(2 * time.Second)
+	if b.baseBusy > 10 && b.opt.waitQuiet > 0 {
+		logf("machine busy %.0f%%; waiting up to %s for it to be quiet", b.baseBusy, b.opt.waitQuiet)
+		for end := time.Now().Add(b.opt.waitQuiet); b.baseBusy > 10 && time.Now().Before(end) && ctx.Err() == nil; {
+			time.Sleep(3 * time.Second)
+			b.baseBusy = busyFor(2 * time.Second)
+		}
+	}
+	b.loadAvg = strings.Join(strings.Fields(readFileString("/proc/loadavg"))[:3], " ")
+	logf("machine busy %.0f%% before the run (load average %s)", b.baseBusy, b.loadAvg)
+	if b.baseBusy > 10 {
+		logf("WARNING: something else is using the CPU; the figures will be skewed")
+	}
+	if err := ensurePgBouncer(ctx); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		return fmt.Errorf("pgbench not found (apt-get install postgresql-client): %v", err)
+	}
+	tmp, err := os.MkdirTemp("", "rdslocal-bench-")
+	if err != nil {
+		return err
+	}
+	// The database servers and PgBouncer run as the postgres user when we
+	// are root: they must be able to reach their directories.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return err
+	}
+	b.tmp = tmp
+	b.onCleanup(func() {
+		killStragglers(tmp)
+		if b.opt.keep {
+			logf("kept %s", tmp)
+			return
+		}
+		os.RemoveAll(tmp)
+	})
+	logf("work directory %s", tmp)
+
+	b.sample0 = machineCPU()
+	if err := b.startRdslocal(ctx); err != nil {
+		return err
+	}
+	if err := b.createResources(ctx); err != nil {
+		return err
+	}
+	if err := b.startPgBouncer(ctx); err != nil {
+		return err
+	}
+	if err := b.initPgbench(ctx); err != nil {
+		return err
+	}
+	if err := b.runMatrix(ctx); err != nil {
+		return err
+	}
+	if b.opt.idle > 0 {
+		if err := b.idleClients(ctx); err != nil {
+			return err
+		}
+	}
+	if b.opt.connTime > 0 {
+		if err := b.connectRate(ctx); err != nil {
+			return err
+		}
+	}
+	if b.opt.perf {
+		if err := b.perfRuns(ctx); err != nil {
+			return err
+		}
+	}
+	b.otherAll = foreign(b.sample0, machineCPU())
+	b.endBusy = busyFor(2 * time.Second)
+	b.printSummary()
+	return b.writeReport()
+}
+
+// stopProcess ends a process this run started: SIGTERM, then SIGKILL to its
+// process group after grace.
+func stopProcess(name string, cmd *exec.Cmd, grace time.Duration) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		return
+	case <-time.After(grace):
+	}
+	logf("%s did not stop within %s; killing it", name, grace)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Process.Kill()
+	<-done
+}
+
+// killStragglers ends processes whose command line names dir (database
+// servers of our instances, if rdslocal did not stop them), by pid.
+func killStragglers(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cl), dir) {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		logf("stopping leftover process %d", pid)
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	if len(pids) > 0 {
+		time.Sleep(2 * time.Second)
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// raiseNoFile lifts RLIMIT_NOFILE to at least n (up to the hard limit); the
+// children (rdslocal, PgBouncer) inherit it.
+func raiseNoFile(n int) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	want := uint64(n)
+	if l.Max != ^uint64(0) && want > l.Max {
+		if os.Geteuid() == 0 {
+			l.Max = want
+		} else {
+			want = l.Max
+		}
+	}
+	if l.Cur >= want {
+		// Set it anyway, so that Go does not restore its startup value
+		// for child processes.
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+		return
+	}
+	l.Cur = want
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		logf("cannot raise the open-file limit to %d: %v", n, err)
+	}
+}
+
+func readFileString(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// tail returns the last n lines of a file, for failure reports.
+func tail(path string, n int) string {
+	lines := strings.Split(strings.TrimRight(readFileString(path), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// busyFor is the share of all CPUs busy during d, in percent.
+func busyFor(d time.Duration) float64 {
+	m0 := machineCPU()
+	time.Sleep(d)
+	m1 := machineCPU()
+	if m1.total <= m0.total {
+		return 0
+	}
+	return 100 * float64(m1.busy-m0.busy) / float64(m1.total-m0.total)
+}
