@@ -193,6 +193,7 @@ func (b *bench) connectRate(ctx context.Context) error {
 			if b.res.connRates[len(b.res.connRates)-1].otherCPU <= otherLimit {
 				break
 			}
+			waitQuiet(ctx, 30*time.Second)
 		}
 		best := b.res.connRates[n]
 		for _, r := range b.res.connRates[n+1:] {

@@ -94,6 +94,7 @@ func (b *bench) runMatrix(ctx context.Context) error {
 							break
 						}
 						logf("  %.0f%% of the CPUs went to other processes during %s/%d/%s; running it again", x.otherCPU, mode, c, t.name)
+						waitQuiet(ctx, 30*time.Second)
 					}
 				}
 				b.res.runs = append(b.res.runs, r)
@@ -374,4 +375,13 @@ func rssKB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// waitQuiet waits up to d for the machine to be under 10% busy over 2 s.
+func waitQuiet(ctx context.Context, d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end) && ctx.Err() == nil; {
+		if busyFor(2*time.Second) < 10 {
+			return
+		}
+	}
 }

@@ -68,6 +68,9 @@ func gitRevision() string {
 			continue
 		}
 		p := strings.TrimSpace(line[3:])
+		if p == "BENCHMARKS.md" || strings.HasPrefix(p, "cmd/rdslocal-bench/") {
+			continue // not part of the binary under test
+		}
 		if i := strings.IndexByte(p, '/'); i >= 0 {
 			p = p[:i+1]
 		}
@@ -75,6 +78,9 @@ func gitRevision() string {
 			seen[p] = true
 			dirs = append(dirs, "`"+p+"`")
 		}
+	}
+	if len(dirs) == 0 {
+		return rev
 	}
 	return rev + " with uncommitted changes in " + strings.Join(dirs, ", ")
 }
@@ -106,7 +112,7 @@ func (b *bench) section() string {
 	}
 	w("- **Pool:** DB instance class `%s` → max_connections %d; the proxy's target group has MaxConnectionsPercent = MaxIdleConnectionsPercent = %d, so %d server connections; PgBouncer runs in transaction mode with `default_pool_size = max_db_connections = %d`, SCRAM with the role's own SCRAM secret in its userlist.\n",
 		b.opt.class, b.maxConns, b.opt.poolPct, b.poolSize, b.poolSize)
-	w("- **Load:** `pgbench -i -s 1` once, then each cell is `pgbench -n -S -M <mode> -c <clients> -j min(2,clients) -T %d -l` without TLS (`PGSSLMODE=disable`); pgbench, PostgreSQL and the pooler share the same cores. p50/p99 come from pgbench's per-transaction log. *pooler CPU* is the pooler process's CPU time during the run (100%% = one core), *µs/txn* that time divided by the transactions, *ctx switches/txn* the context switches of all its threads (from /proc) divided by the transactions; *other CPU* is the share of all CPUs used meanwhile by processes outside the benchmark (a cell where it exceeds %d%% is run again, up to twice, and the quietest run is shown).\n\n",
+	w("- **Load:** `pgbench -i -s 1` once, then each cell is `pgbench -n -S -M <mode> -c <clients> -j min(2,clients) -T %d -l` without TLS (`PGSSLMODE=disable`); pgbench, PostgreSQL and the pooler share the same cores. p50/p99 come from pgbench's per-transaction log. *pooler CPU* is the pooler process's CPU time during the run (100%% = one core), *µs/txn* that time divided by the transactions, *ctx switches/txn* the context switches of all its threads (from /proc) divided by the transactions; *other CPU* is the share of all CPUs used meanwhile by processes outside the benchmark (a cell where it exceeds %d%% is run again, up to twice, and the quietest run is shown; ⚠ marks cells still above it, whose figures and ratios are skewed).\n\n",
 		int(b.opt.duration.Seconds()), otherLimit)
 
 	w("### pgbench -S (select-only)\n\n")
@@ -138,7 +144,11 @@ func (b *bench) section() string {
 		if tgt == "rdslocal" {
 			tgt = "**rdslocal**"
 		}
-		w("| %s | %d | %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s | %.0f%% |\n", r.mode, r.clients, tgt, r.tps, r.p50, r.p99, vsD, vsB, cpu, per, cs, r.otherCPU)
+		other := fmt.Sprintf("%.0f%%", r.otherCPU)
+		if r.otherCPU > otherLimit {
+			other += " ⚠"
+		}
+		w("| %s | %d | %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s | %s |\n", r.mode, r.clients, tgt, r.tps, r.p50, r.p99, vsD, vsB, cpu, per, cs, other)
 	}
 	var notes []string
 	for _, r := range b.res.runs {
@@ -194,7 +204,11 @@ func (b *bench) section() string {
 			if r.poolerCPUms > 0 {
 				perCore = fmt.Sprintf("%.0f", 1000/r.poolerCPUms)
 			}
-			w("| %s | %.0f | %d | %.0f%% | %.2f | %s | %.0f%% | %.0f%% | %.0f%% |\n", r.target, r.perSec(), r.errs, r.poolerCPU, r.poolerCPUms, perCore, r.clientCPU, r.machineCPU, r.otherCPU)
+			other := fmt.Sprintf("%.0f%%", r.otherCPU)
+			if r.otherCPU > otherLimit {
+				other += " ⚠"
+			}
+			w("| %s | %.0f | %d | %.0f%% | %.2f | %s | %.0f%% | %.0f%% | %s |\n", r.target, r.perSec(), r.errs, r.poolerCPU, r.poolerCPUms, perCore, r.clientCPU, r.machineCPU, other)
 		}
 		for _, r := range b.res.connRates {
 			if r.firstErr != "" {
