@@ -108,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	certs, err := acmcert.NewEndpointCerts(ca, acmcert.EndpointCertsConfig{})
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	tokens := &iamauth.TokenValidator{Creds: s.iam}
@@ -118,8 +119,7 @@ func New(cfg Config) (*Server, error) {
 	rdsOpts.DataPlane = s.proxies
 	s.rds = rds.New(rdsOpts)
 	rdsSvc := s.rds.Service()
-	rdsOpts.OnChange = func() { _ = s.save(rdsSvc) }
-	s.rds.SetOnChange(rdsOpts.OnChange)
+	s.rds.SetOnChange(func() { _ = s.save(rdsSvc) })
 	s.acm = acmcert.NewACM(ca)
 	for _, svc := range []*api.Service{sec.Service(), rdsSvc, s.iam.IAMService(), s.iam.STSService(), s.acm.Service()} {
 		s.register(svc)
@@ -127,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DataDir != "" {
 		st, err := newStateDir(cfg.DataDir)
 		if err != nil {
+			s.Close()
 			return nil, err
 		}
 		s.state = st
@@ -299,8 +300,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Close stops every database server rdslocal started. Without a data
 // directory their data is removed.
 func (s *Server) Close() {
-	if err := s.proxies.Close(); err != nil {
-		s.log.Warn("closing proxy listeners", "err", err)
+	if s.proxies != nil {
+		if err := s.proxies.Close(); err != nil {
+			s.log.Warn("closing proxy listeners", "err", err)
+		}
 	}
 	if s.engines != nil {
 		if err := s.engines.Close(); err != nil {
