@@ -25,3 +25,24 @@ func TestBasicQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestInitQueryAndDebugLogging checks that the target group's InitQuery
+// runs on each new backend connection and that DebugLogging logs each
+// statement's SQL.
+func TestInitQueryAndDebugLogging(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, func(s *ProxySpec) {
+		s.Pool.InitQuery = "SET statement_timeout = '4321ms'"
+		s.DebugLogging = true
+	})
+	ctx := ctxT(t, 20*time.Second)
+	c := h.mustConnect(ctx, "")
+	defer c.Close(ctx)
+	var v string
+	if err := c.QueryRow(ctx, "SHOW statement_timeout").Scan(&v); err != nil || v != "4321ms" {
+		t.Fatalf("statement_timeout %q, %v: InitQuery did not run", v, err)
+	}
+	if h.logs.count("SHOW statement_timeout") == 0 {
+		t.Fatal("DebugLogging did not log the statement")
+	}
+}

@@ -181,18 +181,10 @@ func (r *RDS) describeDBClusters(c *api.Call) (any, error) {
 		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	}
 	var filtered []*cluster
-next:
 	for _, cl := range list {
-		for _, f := range in.Filters {
-			match := false
-			for _, v := range f.Values {
-				match = match || clusterFilters[f.Name](st, cl, v)
-			}
-			if !match {
-				continue next
-			}
+		if matchesFilters(st, cl, in.Filters, clusterFilters) {
+			filtered = append(filtered, cl)
 		}
-		filtered = append(filtered, cl)
 	}
 	pg, marker, err := page(filtered, in.Marker, in.MaxRecords)
 	if err != nil {

@@ -303,8 +303,13 @@ func (r *RDS) describeDBInstances(c *api.Call) (any, error) {
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	}
-	list = filterInstances(st, list, in.Filters)
-	pg, marker, err := page(list, in.Marker, in.MaxRecords)
+	var filtered []*instance
+	for _, inst := range list {
+		if matchesFilters(st, inst, in.Filters, instanceFilters) {
+			filtered = append(filtered, inst)
+		}
+	}
+	pg, marker, err := page(filtered, in.Marker, in.MaxRecords)
 	if err != nil {
 		return nil, err
 	}
@@ -318,24 +323,19 @@ func (r *RDS) describeDBInstances(c *api.Call) (any, error) {
 	}{marker, out}, nil
 }
 
-func filterInstances(st *regionState, list []*instance, filters []filterInput) []*instance {
-	var out []*instance
-next:
-	for _, inst := range list {
-		for _, f := range filters {
-			match := false
-			for _, v := range f.Values {
-				if instanceFilters[f.Name](st, inst, v) {
-					match = true
-				}
-			}
-			if !match {
-				continue next
-			}
+// matchesFilters reports whether x passes every filter: each filter needs
+// at least one of its values to match, per the filter table.
+func matchesFilters[T any](st *regionState, x T, filters []filterInput, table map[string]func(*regionState, T, string) bool) bool {
+	for _, f := range filters {
+		match := false
+		for _, v := range f.Values {
+			match = match || table[f.Name](st, x, v)
 		}
-		out = append(out, inst)
+		if !match {
+			return false
+		}
 	}
-	return out
+	return true
 }
 
 // instanceFor returns an instance that must exist and be available.
