@@ -315,6 +315,12 @@ type harness struct {
 
 func newHarness(t testing.TB, srv *pgServer, mod func(*ProxySpec)) *harness {
 	t.Helper()
+	return newHarnessLimits(t, srv, Limits{}, mod)
+}
+
+// newHarnessLimits is newHarness with the Manager's limits overridden.
+func newHarnessLimits(t testing.TB, srv *pgServer, lim Limits, mod func(*ProxySpec)) *harness {
+	t.Helper()
 	h := &harness{t: t, pg: srv, secrets: &fakeSecrets{m: map[string]string{}}, logs: &logSink{}}
 	h.secrets.put("arn:app", appUser, appPW)
 	h.secrets.put("arn:md5", md5User, md5PW)
@@ -329,7 +335,7 @@ func newHarness(t testing.TB, srv *pgServer, mod func(*ProxySpec)) *harness {
 		return time.Now().Add(time.Duration(h.skew.Load()))
 	}}
 	h.m = NewManager(ManagerConfig{Secrets: h.secrets, Tokens: tv, Certs: certs,
-		Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+		Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo})), Limits: lim})
 	port := freePort()
 	h.addr = fmt.Sprintf("127.0.0.1:%d", port)
 	h.spec = ProxySpec{ID: "prx-0123456789abcdef0", Name: "test-proxy", Account: "000000000000", Region: "us-east-1",

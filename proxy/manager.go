@@ -49,6 +49,7 @@ type Manager struct {
 
 // NewManager returns a Manager with no proxies.
 func NewManager(cfg ManagerConfig) *Manager {
+	cfg.Limits = cfg.Limits.withDefaults()
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -266,6 +267,12 @@ func (p *proxyState) listen(es EndpointSpec) (*endpoint, error) {
 			ln.Close()
 			return nil, err
 		}
+		// Classical key exchange only: the hybrid ML-KEM share Go prefers
+		// costs about a third more CPU per login, and PostgreSQL clients
+		// (libpq with OpenSSL 3.0, pgx) do not resume sessions, so tickets
+		// would be computed for nothing.
+		conf.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
+		conf.SessionTicketsDisabled = true
 		ep.tlsConf = conf
 	}
 	ep.wg.Add(1)
@@ -297,13 +304,12 @@ func (ep *endpoint) acceptLoop() {
 		ep.sessions[s] = struct{}{}
 		ep.wg.Add(1)
 		ep.mu.Unlock()
-		go func() {
-			defer ep.wg.Done()
-			s.serve()
+		go s.serve(func() {
 			ep.mu.Lock()
 			delete(ep.sessions, s)
 			ep.mu.Unlock()
-		}()
+			ep.wg.Done()
+		})
 	}
 }
 
@@ -398,26 +404,37 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// probeLoop checks every target's health now and every healthInterval.
+// probeLoop checks every target's health now and every healthInterval,
+// and closes idle connections past their time (target.reap).
 func (p *proxyState) probeLoop() {
 	defer p.probeWG.Done()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	lim := p.m.cfg.Limits
+	probeT := time.NewTimer(0)
+	defer probeT.Stop()
+	reapEvery := min(time.Minute, lim.IdleConnectionAfter/2, lim.ConnectionMaxAge/2)
+	reapT := time.NewTicker(reapEvery)
+	defer reapT.Stop()
+	each := func(f func(*target)) {
+		if rt := p.rt.Load(); rt != nil {
+			for _, ts := range rt.byRole {
+				for _, t := range ts {
+					f(t)
+				}
+			}
+		}
+	}
 	for {
 		select {
 		case <-p.stop:
 			return
-		case <-timer.C:
+		case <-reapT.C:
+			each(func(t *target) { t.reap(lim) })
+			continue
+		case <-probeT.C:
 		case <-p.wake:
 		}
-		if rt := p.rt.Load(); rt != nil {
-			for _, ts := range rt.byRole {
-				for _, t := range ts {
-					p.probe(t)
-				}
-			}
-		}
-		timer.Reset(healthInterval)
+		each(p.probe)
+		probeT.Reset(healthInterval)
 	}
 }
 

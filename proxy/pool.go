@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
 	"sync"
@@ -33,6 +34,48 @@ var errRetired = errors.New("proxy: target retired")
 // them.
 var trackedSettings = [...]string{"application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits"}
 
+// settingValues holds one value per trackedSettings entry.
+type settingValues [len(trackedSettings)]string
+
+// settingIndex returns name's index in trackedSettings, or -1.
+func settingIndex(name string) int {
+	switch name {
+	case "application_name":
+		return 0
+	case "client_encoding":
+		return 1
+	case "DateStyle":
+		return 2
+	case "TimeZone":
+		return 3
+	case "extra_float_digits":
+		return 4
+	}
+	return -1
+}
+
+// paramSet is an immutable set of server parameters (ParameterStatus
+// values). Backends of a pool that report the same values share one, so a
+// session borrowing a backend whose set it has already seen needs no
+// comparison beyond the pointer.
+type paramSet struct{ m map[string]string }
+
+// internParams returns the pool's shared set equal to m, adding m if none is.
+func (pl *pool) internParams(m map[string]string) *paramSet {
+	pl.paramsMu.Lock()
+	defer pl.paramsMu.Unlock()
+	for _, ps := range pl.paramSets {
+		if maps.Equal(ps.m, m) {
+			return ps
+		}
+	}
+	ps := &paramSet{m: m}
+	if len(pl.paramSets) < 16 {
+		pl.paramSets = append(pl.paramSets, ps)
+	}
+	return ps
+}
+
 // target is one database behind a proxy: its address, the pools of its
 // (user, database) pairs, and the connection budget they share.
 type target struct {
@@ -58,12 +101,16 @@ type poolKey struct{ user, db string }
 
 // pool holds the idle connections of one (target, user, database).
 type pool struct {
-	t         *target
-	key       poolKey
-	secretArn string
-	idle      []*backend // under t.mu; LIFO
-	defaults  map[string]string
-	password  string // last password that worked (under t.mu)
+	t           *target
+	key         poolKey
+	secretArn   string
+	idle        []*backend    // under t.mu; LIFO
+	defaults    settingValues // as the first connection reported them
+	hasDefaults bool
+	password    string // last password that worked (under t.mu)
+
+	paramsMu  sync.Mutex
+	paramSets []*paramSet
 }
 
 type waiter struct {
@@ -88,12 +135,15 @@ type backend struct {
 	pid    uint32
 	secret []byte
 
-	params   map[string]string // as the server last reported them
-	settings map[string]string // trackedSettings as last set
-	prepared map[uint32]struct{}
+	params   *paramSet         // as the server last reported them
+	settings settingValues     // trackedSettings as last set or reported
+	prepared map[uint32]uint64 // statement id → last use (useSeq)
+	useSeq   uint64
 	unnamed  *stmt // the client statement now in the unnamed slot
 	inTx     bool
-	loaded   bool // LOAD ran: never reuse
+	loaded   bool      // LOAD ran: never reuse
+	born     time.Time // when it was opened
+	lastUsed time.Time // when it was last returned (idle lists only)
 }
 
 func newTarget(p *proxyState, spec TargetSpec) *target {
@@ -294,6 +344,7 @@ func (t *target) grantSlotsLocked() {
 
 // release returns a borrowed connection. reusable false closes it.
 func (t *target) release(b *backend, reusable bool) {
+	now := time.Now()
 	t.mu.Lock()
 	if !reusable || t.retired || b.loaded {
 		t.mu.Unlock()
@@ -314,14 +365,57 @@ func (t *target) release(b *backend, reusable bool) {
 		w.ch <- grant{slot: true}
 		return
 	}
-	if t.idleCount >= t.idleCap() {
+	if t.open > t.capacity() {
 		t.mu.Unlock()
-		t.discard(b)
+		t.discard(b) // the pool was made smaller
 		return
 	}
+	// Kept even above MaxIdleConnectionsPercent: a connection counts as
+	// idle only after Limits.IdleConnectionAfter unused (reap).
+	b.lastUsed = now
 	b.pool.idle = append(b.pool.idle, b)
 	t.idleCount++
 	t.mu.Unlock()
+}
+
+// reap closes the idle connections RDS Proxy would close: those unused
+// for lim.IdleConnectionAfter beyond MaxIdleConnectionsPercent of the
+// server's max_connections, least recently used first, and any older than
+// lim.ConnectionMaxAge.
+func (t *target) reap(lim Limits) {
+	now := time.Now()
+	var victims []*backend
+	t.mu.Lock()
+	stale := 0
+	for _, pl := range t.pools {
+		for _, b := range pl.idle {
+			if now.Sub(b.lastUsed) >= lim.IdleConnectionAfter {
+				stale++
+			}
+		}
+	}
+	excess := stale - t.idleCap()
+	for _, pl := range t.pools {
+		kept := pl.idle[:0]
+		for _, b := range pl.idle { // least recently used first
+			unused := now.Sub(b.lastUsed) >= lim.IdleConnectionAfter
+			if now.Sub(b.born) < lim.ConnectionMaxAge && !(unused && excess > 0) {
+				kept = append(kept, b)
+				continue
+			}
+			if unused {
+				excess--
+			}
+			victims = append(victims, b)
+		}
+		clear(pl.idle[len(kept):])
+		pl.idle = kept
+	}
+	t.idleCount -= len(victims)
+	t.mu.Unlock()
+	for _, b := range victims {
+		t.discard(b)
+	}
 }
 
 // discard closes a connection that holds a slot and frees the slot.
@@ -423,17 +517,17 @@ func (t *target) dial(ctx context.Context, pl *pool) (*backend, error) {
 	t.metrics.DatabaseConnectionsSetupSucceeded.Add(1)
 	t.metrics.DatabaseConnections.Add(1)
 	t.setHealth("AVAILABLE", "", "")
-	b := &backend{t: t, pool: pl, id: p.m.connSeq.Add(1), conn: sc.Conn, pid: sc.PID, secret: sc.Secret,
+	b := &backend{t: t, pool: pl, id: p.m.connSeq.Add(1), conn: sc.Conn, pid: sc.PID, secret: sc.Secret, born: time.Now(),
 		r: pg.NewReader(sc.Conn, 32<<10), w: bufio.NewWriterSize(sc.Conn, 32<<10),
-		params: sc.Params, settings: map[string]string{}, prepared: map[uint32]struct{}{}}
-	for _, k := range trackedSettings {
-		b.settings[k] = sc.Params[k]
+		params: pl.internParams(sc.Params), prepared: map[uint32]uint64{}}
+	for i, k := range trackedSettings {
+		b.settings[i] = sc.Params[k]
 	}
-	b.settings["extra_float_digits"] = extraFloat
+	b.settings[settingIndex("extra_float_digits")] = extraFloat
 	t.mu.Lock()
 	pl.password = password
-	if pl.defaults == nil {
-		pl.defaults = clone(b.settings)
+	if !pl.hasDefaults {
+		pl.defaults, pl.hasDefaults = b.settings, true
 	}
 	if needMax && serverMax > 0 && t.serverMax == 0 {
 		t.serverMax = serverMax
@@ -442,14 +536,6 @@ func (t *target) dial(ctx context.Context, pl *pool) (*backend, error) {
 	}
 	t.mu.Unlock()
 	return b, nil
-}
-
-func clone(m map[string]string) map[string]string {
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 func (b *backend) closeConn() {
@@ -492,20 +578,28 @@ func (b *backend) exec(sql string) (status byte, err error) {
 	}
 }
 
+// touch records a use of statement id on the backend.
+func (b *backend) touch(id uint32) {
+	b.useSeq++
+	b.prepared[id] = b.useSeq
+}
+
 // noteParam records a ParameterStatus body.
 func (b *backend) noteParam(body []byte) (name, value string) {
 	name, value, err := pg.ParseParameterStatus(body)
 	if err != nil {
 		return "", ""
 	}
-	if b.params[name] != value {
-		if len(b.params) == 0 {
-			b.params = map[string]string{}
+	if cur, ok := b.params.m[name]; !ok || cur != value {
+		m := maps.Clone(b.params.m)
+		if m == nil {
+			m = map[string]string{}
 		}
-		b.params[name] = value
+		m[name] = value
+		b.params = b.pool.internParams(m)
 	}
-	if _, ok := b.settings[name]; ok {
-		b.settings[name] = value
+	if i := settingIndex(name); i >= 0 {
+		b.settings[i] = value
 	}
 	return name, value
 }
@@ -531,9 +625,7 @@ func (b *backend) cleanup(txStatus byte, initQuery string) bool {
 			return false
 		}
 	}
-	for k, v := range b.pool.defaults {
-		b.settings[k] = v
-	}
+	b.settings = b.pool.defaults
 	return true
 }
 

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/rdslocal/rdslocal/proxy/pg"
@@ -17,8 +19,9 @@ import (
 // place, and after an error the entries the server skips are dropped.
 type pend struct {
 	kind    pendKind
-	st      *stmt // Parse entries: the statement marked prepared on the backend
-	unnamed bool  // Parse entries: into the unnamed statement
+	st      *stmt  // Parse/Close entries: the statement concerned
+	name    string // client Parse/Close entries: the client's statement name
+	unnamed bool   // Parse entries: into the unnamed statement
 }
 
 // pendKind says what response ends a pending request.
@@ -36,9 +39,19 @@ const (
 	pkDescS                        // ParameterDescription, then RowDescription/NoData
 	pkDescP                        // RowDescription/NoData
 	pkExec                         // CommandComplete/EmptyQueryResponse/PortalSuspended
+	pkCloseInj                     // proxy-injected Close: CloseComplete swallowed
 	pkSynParse                     // answered here: ParseComplete
 	pkSynClose                     // answered here: CloseComplete
+	pkSynDup                       // answered here: 42P05, the name is taken
 )
+
+// flushAfter is how many bytes of a client's batch the proxy forwards
+// before it asks the server for the responses so far (an injected Flush)
+// and relays them. Without it a client that pipelines megabytes without
+// Sync while reading in the background (pgx's batches) would fill the
+// server's output buffers and stall, because responses are otherwise
+// relayed only at Sync or Flush.
+const flushAfter = 64 << 10
 
 func (k pendKind) endsAtZ() bool { return k == pkQuery || k == pkSync || k == pkFunc }
 
@@ -52,20 +65,32 @@ func (e clientError) Unwrap() error  { return e.error }
 // loop is the session's command phase.
 func (s *session) loop() {
 	idle := s.spec.IdleClientTimeout
+	lifeEnd := s.born.Add(s.m.cfg.Limits.ClientMaxAge)
 	em := &s.ep.metrics
 	for {
-		deadlineSet := false
-		if idle > 0 && !s.cr.PeekReady() {
-			s.conn.SetReadDeadline(time.Now().Add(idle))
-			deadlineSet = true
+		var deadline time.Time
+		if !s.cr.PeekReady() {
+			if idle > 0 {
+				deadline = time.Now().Add(idle)
+			}
+			// The maximum client life ends a session only between
+			// transactions.
+			if (s.b == nil || s.lastZ == pg.TxIdle) && (deadline.IsZero() || lifeEnd.Before(deadline)) {
+				deadline = lifeEnd
+			}
+			s.conn.SetReadDeadline(deadline)
 		}
 		typ, n, err := s.cr.Header()
-		if deadlineSet {
+		if !deadline.IsZero() {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.killed.Load() {
-				s.sendFatal("57P05", "terminating connection because the client was idle for longer than the proxy's IdleClientTimeout (%s)", idle)
+				if !time.Now().Before(lifeEnd) {
+					s.sendFatal("57P01", "terminating connection because it reached RDS Proxy's maximum client connection life (%s)", s.m.cfg.Limits.ClientMaxAge)
+				} else {
+					s.sendFatal("57P05", "terminating connection because the client was idle for longer than the proxy's IdleClientTimeout (%s)", idle)
+				}
 			}
 			return
 		}
@@ -86,6 +111,7 @@ func (s *session) loop() {
 		if !s.inBatch {
 			s.inBatch = true
 			s.reqStart = time.Now()
+			s.writer()
 		}
 		if s.b == nil {
 			if err := s.acquire(); err != nil {
@@ -98,7 +124,12 @@ func (s *session) loop() {
 				continue
 			}
 		}
-		if err := s.handle(typ, body); err != nil {
+		err = s.handle(typ, body)
+		if err == nil && s.sent >= flushAfter && len(s.pending) > 0 && !s.skipping {
+			pg.WriteMessage(s.b.w, pg.MsgFlush, nil)
+			err = s.flushAndRelay()
+		}
+		if err != nil {
 			var be backendError
 			if errors.As(err, &be) {
 				s.broken = true
@@ -122,6 +153,7 @@ func (s *session) loop() {
 			if s.lastZ == pg.TxIdle && !s.pinned {
 				s.releaseBackend(true)
 			}
+			s.releaseBuffers()
 		}
 	}
 }
@@ -131,6 +163,7 @@ func (s *session) loop() {
 // protocol) ReadyForQuery 'I'.
 func (s *session) rejectRequest(typ byte, err error) error {
 	s.inBatch = false
+	defer s.releaseBuffers()
 	e := &pg.Error{Severity: "ERROR", Code: errorCode(err), Message: errorText(err)}
 	s.cw.Write(pg.AppendErrorResponse(nil, e))
 	for typ != pg.MsgQuery && typ != pg.MsgSync && typ != pg.MsgFunctionCall {
@@ -158,6 +191,22 @@ func (s *session) rejectRequest(typ byte, err error) error {
 func (s *session) handle(typ byte, body []byte) error {
 	b := s.b
 	em := &s.ep.metrics
+	if s.skipping {
+		// After an error in the extended protocol the server ignores
+		// everything up to Sync; so does the proxy.
+		switch typ {
+		case pg.MsgSync:
+		case pg.MsgFlush:
+			if len(s.pending) == 0 {
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+	if s.lastZ == pg.TxIdle && len(b.prepared) > s.m.cfg.Limits.PreparedPerConnection {
+		s.trimPrepared()
+	}
 	switch typ {
 	case pg.MsgQuery:
 		q, err := pg.ParseQuery(body)
@@ -186,7 +235,7 @@ func (s *session) handle(typ byte, body []byte) error {
 		} else if st := s.stmts[string(name)]; st != nil {
 			s.ensure(st)
 			s.out = pg.AppendBind(s.out[:0], string(portal), st.name, rest)
-			b.w.Write(s.out)
+			s.send(s.out)
 		} else {
 			s.forward(typ, body)
 		}
@@ -206,7 +255,7 @@ func (s *session) handle(typ byte, body []byte) error {
 			s.forward(typ, body)
 		} else if st := s.stmts[string(name)]; st != nil {
 			s.ensure(st)
-			b.w.Write(pg.AppendDescribeClose(s.out[:0], pg.MsgDescribe, 'S', st.name))
+			s.send(pg.AppendDescribeClose(s.out[:0], pg.MsgDescribe, 'S', st.name))
 		} else {
 			s.forward(typ, body)
 		}
@@ -217,10 +266,10 @@ func (s *session) handle(typ byte, body []byte) error {
 			return s.protocolViolation("malformed Close message")
 		}
 		if kind == 'S' && len(name) > 0 {
-			if _, ok := s.stmts[string(name)]; ok {
+			if st, ok := s.stmts[string(name)]; ok {
 				// Answered here; the backend keeps its copy for other clients.
 				delete(s.stmts, string(name))
-				s.pending = append(s.pending, pend{kind: pkSynClose})
+				s.pending = append(s.pending, pend{kind: pkSynClose, st: st, name: string(name)})
 				break
 			}
 		}
@@ -236,6 +285,7 @@ func (s *session) handle(typ byte, body []byte) error {
 		s.forward(typ, body)
 		s.pending = append(s.pending, pend{kind: pkExec})
 	case pg.MsgSync:
+		s.skipping = false
 		s.forward(typ, body)
 		s.pending = append(s.pending, pend{kind: pkSync})
 		return s.flushAndRelay()
@@ -274,7 +324,15 @@ func (s *session) debugSQL(q []byte) {
 // forward queues a client message for the backend unchanged.
 func (s *session) forward(typ byte, body []byte) {
 	s.lastZ = 0
+	s.sent += 5 + len(body)
 	pg.WriteMessage(s.b.w, typ, body)
+}
+
+// send queues a message built by the proxy for the backend.
+func (s *session) send(msg []byte) {
+	s.lastZ = 0
+	s.sent += len(msg)
+	s.b.w.Write(msg)
 }
 
 // classify applies the pinning policy to a statement.
@@ -316,33 +374,59 @@ func (s *session) handleParse(body []byte) error {
 		s.pending = append(s.pending, pend{kind: pkParse, unnamed: true})
 		return nil
 	}
-	st := s.p.regs.get(query, params)
+	if _, ok := s.stmts[string(name)]; ok {
+		// The server's answer, without bothering it: the name is taken,
+		// and everything up to Sync is skipped.
+		s.pending = append(s.pending, pend{kind: pkSynDup, name: string(name)})
+		s.skipping = true
+		return nil
+	}
+	st := s.p.regs.get(query, params, s.m.cfg.Limits.RegistryStatements)
 	if st.big {
 		s.pin(reasonTextSize)
 	}
 	s.classify(st.class, 0)
 	s.stmts[string(name)] = st
 	if _, ok := b.prepared[st.id]; ok {
-		s.pending = append(s.pending, pend{kind: pkSynParse})
+		b.touch(st.id)
+		s.pending = append(s.pending, pend{kind: pkSynParse, st: st, name: string(name)})
 		return nil
 	}
-	s.lastZ = 0
-	b.w.Write(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
-	b.prepared[st.id] = struct{}{}
-	s.pending = append(s.pending, pend{kind: pkParse, st: st})
+	s.send(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
+	b.touch(st.id)
+	s.pending = append(s.pending, pend{kind: pkParse, st: st, name: string(name)})
 	return nil
 }
 
 // ensure prepares st on the backend if it lacks it (lazy re-prepare).
 func (s *session) ensure(st *stmt) {
 	b := s.b
-	if _, ok := b.prepared[st.id]; ok {
+	_, ok := b.prepared[st.id]
+	b.touch(st.id)
+	if ok {
 		return
 	}
-	s.lastZ = 0
-	b.w.Write(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
-	b.prepared[st.id] = struct{}{}
+	s.send(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
 	s.pending = append(s.pending, pend{kind: pkParseInj, st: st})
+}
+
+// trimPrepared closes the backend's least recently used statements when it
+// holds more than the cap (PgBouncer's max_prepared_statements LRU). It runs
+// only between transactions, when no portal can depend on them; a session
+// that needs one again gets it re-prepared.
+func (s *session) trimPrepared() {
+	b := s.b
+	keep := s.m.cfg.Limits.PreparedPerConnection * 3 / 4
+	ids := make([]uint32, 0, len(b.prepared))
+	for id := range b.prepared {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(x, y uint32) int { return cmp.Compare(b.prepared[x], b.prepared[y]) })
+	for _, id := range ids[:len(ids)-keep] {
+		delete(b.prepared, id)
+		s.send(pg.AppendDescribeClose(s.out[:0], pg.MsgClose, 'S', stmtName(id)))
+		s.pending = append(s.pending, pend{kind: pkCloseInj})
+	}
 }
 
 // ensureUnnamed re-parses the client's unnamed statement on a backend that
@@ -352,8 +436,7 @@ func (s *session) ensureUnnamed() {
 	if s.unnamed == nil || b.unnamed == s.unnamed {
 		return
 	}
-	s.lastZ = 0
-	b.w.Write(pg.AppendParse(s.out[:0], "", s.unnamed.query, s.unnamed.params))
+	s.send(pg.AppendParse(s.out[:0], "", s.unnamed.query, s.unnamed.params))
 	b.unnamed = s.unnamed
 	s.pending = append(s.pending, pend{kind: pkParseInj, unnamed: true})
 }
@@ -361,6 +444,7 @@ func (s *session) ensureUnnamed() {
 // flushAndRelay sends the queued messages and relays the responses.
 func (s *session) flushAndRelay() error {
 	s.dbStart = time.Now()
+	s.sent = 0
 	if err := s.b.w.Flush(); err != nil {
 		return backendError{err}
 	}
@@ -384,6 +468,9 @@ func (s *session) relay() error {
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgParseComplete))
 			case pkSynClose:
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgCloseComplete))
+			case pkSynDup:
+				s.cw.Write(pg.AppendErrorResponse(s.out[:0], &pg.Error{Severity: "ERROR", Code: "42P05",
+					Message: fmt.Sprintf("prepared statement %q already exists", s.pending[0].name)}))
 			default:
 				goto read
 			}
@@ -426,11 +513,21 @@ func (s *session) relay() error {
 			}
 			if !head.endsAtZ() {
 				s.dropUntilSync()
+				// Nothing left to answer before the client's Sync: the
+				// server now skips until then, and the session with it.
+				s.skipping = len(s.pending) == 0
 			}
 		case pg.MsgParameterStatus:
+			before := b.params
 			name, value := b.noteParam(body)
 			if s.seen != nil && name != "" {
 				s.seen[name] = value
+				// seen still equals the backend's set only if it did before.
+				if s.seenSet == before {
+					s.seenSet = b.params
+				} else {
+					s.seenSet = nil
+				}
 			}
 		case pg.MsgParseComplete:
 			if head == pkParseInj {
@@ -445,6 +542,10 @@ func (s *session) relay() error {
 				s.pop()
 			}
 		case pg.MsgCloseComplete:
+			if head == pkCloseInj {
+				s.pop()
+				continue // swallowed
+			}
 			if head == pkClose {
 				s.pop()
 			}
@@ -477,18 +578,28 @@ func (s *session) pop() {
 
 // dropUntilSync drops the entries the server skips after an error in the
 // extended protocol: everything up to the next Sync. Statements that were
-// to be prepared by skipped Parse messages are not on the backend.
+// to be prepared by skipped Parse messages are not on the backend, and the
+// client's skipped Parse and Close of named statements did not happen.
 func (s *session) dropUntilSync() {
 	b := s.b
 	for len(s.pending) > 0 && !s.pending[0].kind.endsAtZ() {
 		p := s.pending[0]
-		if p.kind == pkParse || p.kind == pkParseInj {
+		switch p.kind {
+		case pkParse, pkParseInj:
 			if p.st != nil {
 				delete(b.prepared, p.st.id)
 			}
 			if p.unnamed {
 				b.unnamed = nil
 			}
+		}
+		switch p.kind {
+		case pkParse, pkSynParse:
+			if p.name != "" && s.stmts[p.name] == p.st {
+				delete(s.stmts, p.name)
+			}
+		case pkSynClose:
+			s.stmts[p.name] = p.st
 		}
 		s.pop()
 	}

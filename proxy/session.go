@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -53,12 +54,16 @@ type session struct {
 	cancel context.CancelFunc
 	killed atomic.Bool
 
-	spec *ProxySpec // as of login
-	user string
-	db   string
-	auth AuthSpec
-	want map[string]string // settings from the startup packet
-	seen map[string]string // ParameterStatus values the client knows
+	spec    *ProxySpec // as of login
+	user    string
+	db      string
+	auth    AuthSpec
+	want    settingValues // settings from the startup packet
+	wantSet [len(trackedSettings)]bool
+	seen    map[string]string // ParameterStatus values the client knows
+	seenSet *paramSet         // a set known to equal seen, if any
+
+	born time.Time // accepted at
 
 	pid    uint32
 	secret [4]byte
@@ -67,13 +72,15 @@ type session struct {
 	b    *backend
 	pool *pool
 
-	pinned  bool
-	stmts   map[string]*stmt
-	unnamed *stmt
-	pending []pend
-	lastZ   byte // last ReadyForQuery status from the held backend; 0 unknown
-	broken  bool // the held backend is mid-message or gone
-	fatal   bool // a FATAL from the server was forwarded
+	pinned   bool
+	stmts    map[string]*stmt
+	unnamed  *stmt
+	pending  []pend
+	lastZ    byte // last ReadyForQuery status from the held backend; 0 unknown
+	sent     int  // bytes forwarded since the last flush to the backend
+	skipping bool // after an extended-protocol error, until the client's Sync
+	broken   bool // the held backend is mid-message or gone
+	fatal    bool // a FATAL from the server was forwarded
 
 	inBatch  bool
 	reqStart time.Time
@@ -84,7 +91,7 @@ type session struct {
 func newSession(ep *endpoint, c net.Conn) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{m: ep.p.m, p: ep.p, ep: ep, raw: c, conn: c, ctx: ctx, cancel: cancel,
-		stmts: map[string]*stmt{}}
+		stmts: map[string]*stmt{}, born: time.Now()}
 }
 
 // kill ends the session from another goroutine (endpoint removal, Close).
@@ -99,12 +106,14 @@ func (s *session) kill() {
 	s.mu.Unlock()
 }
 
-// serve runs the session to its end.
-func (s *session) serve() {
+// serve runs the session: the handshake here, then the command phase on a
+// fresh goroutine, because TLS and SCRAM grow this goroutine's stack and an
+// idle session should keep a small one. done runs when the session has ended.
+func (s *session) serve(done func()) {
 	em := &s.ep.metrics
 	em.ClientConnectionsReceived.Add(1)
 	em.ClientConnections.Add(1)
-	defer func() {
+	end := func() {
 		em.ClientConnections.Add(-1)
 		em.ClientConnectionsClosed.Add(1)
 		if s.tls {
@@ -113,13 +122,19 @@ func (s *session) serve() {
 			em.ClientConnectionsNoTLS.Add(-1)
 		}
 		s.finish()
-	}()
+		done()
+	}
 	if err := s.handshake(); err != nil {
 		s.m.log.Debug("proxy: client setup failed", "proxy", s.p.spec().Name, "endpoint", s.ep.spec.Name,
 			"remote", s.raw.RemoteAddr().String(), "err", err)
+		end()
 		return
 	}
-	s.loop()
+	s.releaseBuffers()
+	go func() {
+		s.loop()
+		end()
+	}()
 }
 
 // finish returns or closes the held backend and releases the session's
@@ -153,17 +168,49 @@ func (s *session) finish() {
 	}
 	s.conn.Close()
 	s.raw.Close()
+	if s.cw != nil {
+		s.cw.Reset(nil)
+		clientWriters.Put(s.cw)
+		s.cw = nil
+	}
+	if s.cr != nil {
+		s.cr.Reset(nil)
+	}
+}
+
+// clientWriters holds the buffered writers sessions use toward their
+// clients while a request is in progress; an idle session holds none.
+var clientWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
+// writer returns the session's client writer, taking one from the pool.
+func (s *session) writer() *bufio.Writer {
+	if s.cw == nil {
+		s.cw = clientWriters.Get().(*bufio.Writer)
+		s.cw.Reset(s.conn)
+	}
+	return s.cw
+}
+
+// releaseBuffers gives the client-side buffers back while the session
+// waits for its client; they are taken again at the next request.
+func (s *session) releaseBuffers() {
+	if s.cw != nil && s.cw.Buffered() == 0 {
+		s.cw.Reset(nil)
+		clientWriters.Put(s.cw)
+		s.cw = nil
+	}
+	if s.cr != nil {
+		s.cr.Release()
+	}
 }
 
 // sendFatal writes a FATAL ErrorResponse and returns it as an error.
 func (s *session) sendFatal(code, format string, args ...any) error {
 	e := &pg.Error{Severity: "FATAL", Code: code, Message: fmt.Sprintf(format, args...)}
-	if s.cw == nil {
-		s.cw = bufio.NewWriterSize(s.conn, 512)
-	}
+	w := s.writer()
 	s.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	s.cw.Write(pg.AppendErrorResponse(nil, e))
-	s.cw.Flush()
+	w.Write(pg.AppendErrorResponse(nil, e))
+	w.Flush()
 	return e
 }
 
@@ -215,8 +262,8 @@ func (s *session) handshake() error {
 		}
 		break
 	}
-	s.cr = pg.NewReader(s.conn, 16<<10)
-	s.cw = bufio.NewWriterSize(s.conn, 16<<10)
+	s.cr = pg.NewSmallReader(s.conn, 1024)
+	s.writer()
 	em := &s.ep.metrics
 	if s.tls {
 		em.ClientConnectionsTLS.Add(1)
@@ -227,7 +274,6 @@ func (s *session) handshake() error {
 		return s.sendFatal("0A000", "Feature not supported: RDS Proxy supports only version 3.0 of the PostgreSQL messaging protocol.")
 	}
 	var unsupported []string
-	s.want = map[string]string{}
 	for _, prm := range st.Params {
 		lower := strings.ToLower(prm.Name)
 		switch lower {
@@ -243,7 +289,8 @@ func (s *session) handshake() error {
 			}
 		default:
 			if canon, ok := settingNames[lower]; ok {
-				s.want[canon] = prm.Value
+				i := settingIndex(canon)
+				s.want[i], s.wantSet[i] = prm.Value, true
 			} else if strings.HasPrefix(lower, "_pq_.") {
 				unsupported = append(unsupported, prm.Name)
 			} else {
@@ -276,10 +323,13 @@ func (s *session) handshake() error {
 		return s.sendFatal(errorCode(err), "%s", errorText(err))
 	}
 	out := pg.AppendAuth(s.out[:0], pg.AuthOK, nil)
-	s.seen = make(map[string]string, len(s.b.params))
-	for k, v := range s.b.params {
+	s.seen = maps.Clone(s.b.params.m)
+	if s.seen == nil {
+		s.seen = map[string]string{}
+	}
+	s.seenSet = s.b.params
+	for k, v := range s.seen {
 		out = pg.AppendParameterStatus(out, k, v)
-		s.seen[k] = v
 	}
 	out = pg.AppendBackendKeyData(out, s.pid, s.secret[:])
 	out = pg.AppendReadyForQuery(out, pg.TxIdle)
@@ -476,21 +526,23 @@ func (s *session) acquire() error {
 // parameters the client has not seen with their current values.
 func (s *session) syncSettings() error {
 	b := s.b
-	var q []byte
-	for _, k := range trackedSettings {
-		want, ok := s.want[k]
-		if !ok {
-			want = b.pool.defaults[k]
-		}
-		if b.settings[k] != want {
-			q = append(q, "SET "...)
-			q = append(q, k...)
-			q = append(q, " = '"...)
-			q = append(q, strings.ReplaceAll(want, "'", "''")...)
-			q = append(q, "';"...)
+	want := s.want
+	for i := range want {
+		if !s.wantSet[i] {
+			want[i] = b.pool.defaults[i]
 		}
 	}
-	if q != nil {
+	if b.settings != want {
+		var q []byte
+		for i, k := range trackedSettings {
+			if b.settings[i] != want[i] {
+				q = append(q, "SET "...)
+				q = append(q, k...)
+				q = append(q, " = '"...)
+				q = append(q, strings.ReplaceAll(want[i], "'", "''")...)
+				q = append(q, "';"...)
+			}
+		}
 		b.conn.SetDeadline(time.Now().Add(10 * time.Second))
 		st, err := b.exec(string(q))
 		b.conn.SetDeadline(time.Time{})
@@ -501,20 +553,17 @@ func (s *session) syncSettings() error {
 			s.broken = true
 			return err
 		}
-		for _, k := range trackedSettings {
-			want, ok := s.want[k]
-			if !ok {
-				want = b.pool.defaults[k]
-			}
-			b.settings[k] = want
-		}
+		b.settings = want
 	}
-	if s.seen != nil {
-		for k, v := range b.params {
+	if s.seen != nil && s.seenSet != b.params {
+		for k, v := range b.params.m {
 			if s.seen[k] != v {
 				s.cw.Write(pg.AppendParameterStatus(nil, k, v))
 				s.seen[k] = v
 			}
+		}
+		if len(s.seen) == len(b.params.m) {
+			s.seenSet = b.params
 		}
 	}
 	return nil
@@ -538,6 +587,8 @@ func (s *session) releaseBackend(reusable bool) {
 		reusable = false
 	}
 	s.broken = false
+	s.skipping = false
+	s.sent = 0
 	s.pending = s.pending[:0]
 	b.t.release(b, reusable)
 }

@@ -34,6 +34,47 @@ type ManagerConfig struct {
 	// Logger receives the proxy's log lines (pin notices, debug SQL, errors);
 	// nil discards them.
 	Logger *slog.Logger
+	// Limits overrides RDS Proxy's fixed limits (tests shorten them).
+	Limits Limits
+}
+
+// Limits are the proxy's fixed limits; a zero field takes its default.
+type Limits struct {
+	// PreparedPerConnection caps the statements kept prepared on one server
+	// connection; the least recently used are closed (200, PgBouncer's
+	// max_prepared_statements).
+	PreparedPerConnection int
+	// RegistryStatements is how many distinct statements a proxy interns
+	// before it starts afresh (10,000).
+	RegistryStatements int
+	// IdleConnectionAfter is how long a server connection goes unused before
+	// it counts as idle and may be closed above MaxIdleConnectionsPercent
+	// (5 minutes, as RDS Proxy documents).
+	IdleConnectionAfter time.Duration
+	// ConnectionMaxAge closes idle server connections this old (24 hours).
+	ConnectionMaxAge time.Duration
+	// ClientMaxAge ends client connections this old at their next idle
+	// moment (24 hours, RDS Proxy's maximum client connection life).
+	ClientMaxAge time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.PreparedPerConnection, 200)
+	def(&l.RegistryStatements, 10000)
+	defDur(&l.IdleConnectionAfter, 5*time.Minute)
+	defDur(&l.ConnectionMaxAge, 24*time.Hour)
+	defDur(&l.ClientMaxAge, 24*time.Hour)
+	return l
 }
 
 // Engine families.

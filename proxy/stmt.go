@@ -27,8 +27,11 @@ type stmtRegistry struct {
 	next uint32
 }
 
-// get returns the statement for (query, params), creating it.
-func (r *stmtRegistry) get(query, params []byte) *stmt {
+// get returns the statement for (query, params), creating it. A registry
+// holding limit statements starts afresh: statements in use stay valid
+// (sessions and backends refer to them by pointer and id), and a text seen
+// again gets a new id.
+func (r *stmtRegistry) get(query, params []byte, limit int) *stmt {
 	key := make([]byte, 0, len(params)+len(query))
 	key = append(append(key, params...), query...)
 	r.mu.Lock()
@@ -36,10 +39,16 @@ func (r *stmtRegistry) get(query, params []byte) *stmt {
 	if s := r.m[string(key)]; s != nil {
 		return s
 	}
+	if len(r.m) >= limit {
+		clear(r.m)
+	}
 	r.next++
-	s := &stmt{id: r.next, name: "rdsproxy_" + strconv.FormatUint(uint64(r.next), 10),
+	s := &stmt{id: r.next, name: stmtName(r.next),
 		query: append([]byte(nil), query...), params: append([]byte(nil), params...),
 		class: pg.Classify(query), big: len(query) > pinTextLimit}
 	r.m[string(key)] = s
 	return s
 }
+
+// stmtName is the name statement id has on server connections.
+func stmtName(id uint32) string { return "rdsproxy_" + strconv.FormatUint(uint64(id), 10) }

@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// rawConn logs in with pgconn and hands back the wire, for scripted
+// protocol exchanges.
+func rawConn(ctx context.Context, t *testing.T, dsn string) (*pgproto3.Frontend, net.Conn) {
+	t.Helper()
+	pc, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hc.Conn.Close() })
+	return hc.Frontend, hc.Conn
+}
+
+// describe names a backend message the way the scripts below expect it.
+func describe(m pgproto3.BackendMessage) string {
+	switch m := m.(type) {
+	case *pgproto3.ErrorResponse:
+		return "Error " + m.Code
+	case *pgproto3.ReadyForQuery:
+		return "Z " + string(m.TxStatus)
+	case *pgproto3.DataRow:
+		var vals []string
+		for _, v := range m.Values {
+			vals = append(vals, string(v))
+		}
+		return "DataRow " + strings.Join(vals, ",")
+	default:
+		return strings.TrimPrefix(fmt.Sprintf("%T", m), "*pgproto3.")
+	}
+}
+
+type step struct {
+	send []pgproto3.FrontendMessage
+	want []string // the next messages, in order; none: read nothing
+}
+
+// runScript plays steps on a connection and returns what it received.
+func runScript(ctx context.Context, t *testing.T, dsn string, steps []step) [][]string {
+	fe, conn := rawConn(ctx, t, dsn)
+	var got [][]string
+	for i, st := range steps {
+		for _, m := range st.send {
+			fe.Send(m)
+		}
+		if err := fe.Flush(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		var msgs []string
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for len(msgs) < len(st.want) {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("step %d: after %q: %v", i, msgs, err)
+			}
+			switch m.(type) {
+			case *pgproto3.ParameterStatus, *pgproto3.NoticeResponse:
+				continue
+			}
+			msgs = append(msgs, describe(m))
+		}
+		got = append(got, msgs)
+	}
+	return got
+}
+
+// TestExtendedProtocolEdges plays extended-protocol scripts against the
+// server directly and through the proxy: both must answer exactly as
+// scripted (the proxy rewrites statement names and answers some messages
+// itself, so these are the places it could diverge).
+func TestExtendedProtocolEdges(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, nil)
+	ctx := ctxT(t, 60*time.Second)
+	parse := func(name, q string) *pgproto3.Parse { return &pgproto3.Parse{Name: name, Query: q} }
+	bind := func(stmt string) *pgproto3.Bind { return &pgproto3.Bind{PreparedStatement: stmt} }
+	exec := &pgproto3.Execute{}
+	sync := &pgproto3.Sync{}
+	flush := &pgproto3.Flush{}
+	closeS := func(name string) *pgproto3.Close { return &pgproto3.Close{ObjectType: 'S', Name: name} }
+	query := func(q string) *pgproto3.Query { return &pgproto3.Query{String: q} }
+	after := step{[]pgproto3.FrontendMessage{query("SELECT 42")}, []string{"RowDescription", "DataRow 42", "CommandComplete", "Z I"}}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"flush after an error, more messages, then sync", []step{
+			{[]pgproto3.FrontendMessage{parse("", "SELECT 1/(random()*0)::int"), bind(""), exec, flush}, []string{"ParseComplete", "BindComplete", "Error 22012"}},
+			{[]pgproto3.FrontendMessage{parse("", "SELECT 2"), bind(""), exec, flush}, nil},
+			{[]pgproto3.FrontendMessage{sync}, []string{"Z I"}},
+			after,
+		}},
+		{"duplicate statement name", []step{
+			{[]pgproto3.FrontendMessage{parse("s1", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("s1", "SELECT 2"), bind("s1"), exec, sync}, []string{"Error 42P05", "Z I"}},
+			{[]pgproto3.FrontendMessage{bind("s1"), exec, sync}, []string{"BindComplete", "DataRow 1", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"duplicate name behind earlier work, flushed", []step{
+			{[]pgproto3.FrontendMessage{parse("d1", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("", "SELECT 7"), bind(""), exec, parse("d1", "SELECT 3"), bind("d1"), exec, flush},
+				[]string{"ParseComplete", "BindComplete", "DataRow 7", "CommandComplete", "Error 42P05"}},
+			{[]pgproto3.FrontendMessage{sync}, []string{"Z I"}},
+			after,
+		}},
+		{"close skipped after an error keeps the statement", []step{
+			{[]pgproto3.FrontendMessage{parse("a", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{bind("nosuch"), exec, closeS("a"), sync}, []string{"Error 26000", "Z I"}},
+			{[]pgproto3.FrontendMessage{bind("a"), exec, sync}, []string{"BindComplete", "DataRow 1", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"parse skipped after an error creates nothing", []step{
+			{[]pgproto3.FrontendMessage{bind("nosuch"), exec, parse("b", "SELECT 5"), sync}, []string{"Error 26000", "Z I"}},
+			{[]pgproto3.FrontendMessage{bind("b"), exec, sync}, []string{"Error 26000", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("b", "SELECT 5"), bind("b"), exec, sync}, []string{"ParseComplete", "BindComplete", "DataRow 5", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"error inside a transaction block", []step{
+			{[]pgproto3.FrontendMessage{query("BEGIN")}, []string{"CommandComplete", "Z T"}},
+			{[]pgproto3.FrontendMessage{parse("t1", "SELECT 1/(random()*0)::int"), bind("t1"), exec, flush}, []string{"ParseComplete", "BindComplete", "Error 22012"}},
+			{[]pgproto3.FrontendMessage{bind("t1"), exec, sync}, []string{"Z E"}},
+			{[]pgproto3.FrontendMessage{query("ROLLBACK")}, []string{"CommandComplete", "Z I"}},
+			after,
+		}},
+	}
+	direct := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=postgres sslmode=disable", srv.port, appUser, appPW)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, target := range []struct{ name, dsn string }{{"direct", direct}, {"proxy", h.dsn(appUser, appPW, "")}} {
+				got := runScript(ctx, t, target.dsn, c.steps)
+				for i, st := range c.steps {
+					if !slices.Equal(got[i], st.want) {
+						t.Errorf("%s, step %d: got %q, want %q", target.name, i, got[i], st.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLargePipeline sends a pgx batch far larger than the socket buffers
+// with large results: pgx writes it while reading in the background, and the
+// proxy must relay responses before the client's Sync or everything stalls.
+func TestLargePipeline(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, nil)
+	ctx := ctxT(t, 120*time.Second)
+	c := h.mustConnect(ctx, "")
+	defer c.Close(ctx)
+	arg := strings.Repeat("x", 1000)
+	const n = 30000 // ≈ 32 MB each way
+	b := &pgx.Batch{}
+	for i := range n {
+		b.Queue("SELECT $1::text || $2::int", arg, i)
+	}
+	br := c.SendBatch(ctx, b)
+	for i := range n {
+		var s string
+		if err := br.QueryRow().Scan(&s); err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		if want := arg + fmt.Sprint(i); s != want {
+			t.Fatalf("query %d: got %d bytes", i, len(s))
+		}
+	}
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&v); err != nil || v != 1 {
+		t.Fatal(v, err)
+	}
+}
+
+// TestPreparedStatementCap runs more distinct named statements than a
+// server connection may keep: the least recently used are closed on the
+// server and re-prepared when needed, and every result stays right.
+func TestPreparedStatementCap(t *testing.T) {
+	srv := requirePG(t)
+	const capacity = 8
+	h := newHarnessLimits(t, srv, Limits{PreparedPerConnection: capacity, RegistryStatements: 20}, func(s *ProxySpec) {
+		s.Pool.MaxConnectionsPercent = 1 // one server connection
+	})
+	ctx := ctxT(t, 60*time.Second)
+	c := h.mustConnect(ctx, "")
+	defer c.Close(ctx)
+	for round := range 3 {
+		for i := range 50 {
+			var v int
+			if err := c.QueryRow(ctx, fmt.Sprintf("SELECT $1::int + %d", i), round).Scan(&v); err != nil || v != round+i {
+				t.Fatalf("round %d statement %d: %d %v", round, i, v, err)
+			}
+		}
+		var onServer int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol).Scan(&onServer); err != nil {
+			t.Fatal(err)
+		}
+		if onServer > capacity {
+			t.Fatalf("round %d: %d statements prepared on the server connection, cap %d", round, onServer, capacity)
+		}
+	}
+	if n := len(h.m.proxies[h.spec.ID].regs.m); n > 20 {
+		t.Fatalf("registry holds %d statements, limit 20", n)
+	}
+}

@@ -1,0 +1,97 @@
+package pg
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"testing/iotest"
+)
+
+// TestReaderSizes reads messages of every size class through fixed and
+// small (pooled) readers over streams that deliver one byte, half a buffer
+// or everything at a time, checking each body and that a small reader gives
+// its pooled buffer back once drained.
+func TestReaderSizes(t *testing.T) {
+	sizes := []int{0, 1, 100, 507, 508, 1019, 1020, 4000, BigBufferSize - 5, BigBufferSize, BigBufferSize + 1, 100_000}
+	var stream []byte
+	for i, n := range sizes {
+		stream = append(stream, 'Q', 0, 0, 0, 0)
+		start := len(stream) - 5
+		for j := range n {
+			stream = append(stream, byte(i+j))
+		}
+		stream = EndMessage(stream, start)
+	}
+	wraps := map[string]func(io.Reader) io.Reader{
+		"whole":   func(r io.Reader) io.Reader { return r },
+		"onebyte": iotest.OneByteReader,
+		"half":    iotest.HalfReader,
+		"dataerr": iotest.DataErrReader,
+	}
+	readers := map[string]func(io.Reader) *Reader{
+		"fixed32k": func(r io.Reader) *Reader { return NewReader(r, 32<<10) },
+		"fixed64":  func(r io.Reader) *Reader { return NewReader(r, 64) },
+		"small1k":  func(r io.Reader) *Reader { return NewSmallReader(r, 1024) },
+		"small16":  func(r io.Reader) *Reader { return NewSmallReader(r, 16) },
+	}
+	for wn, wrap := range wraps {
+		for rn, mk := range readers {
+			t.Run(wn+"/"+rn, func(t *testing.T) {
+				r := mk(wrap(bytes.NewReader(stream)))
+				for i, n := range sizes {
+					typ, l, err := r.Header()
+					if err != nil || typ != 'Q' || l != n {
+						t.Fatalf("message %d: header %c %d %v, want Q %d", i, typ, l, err, n)
+					}
+					var got []byte
+					if i%2 == 0 {
+						for l > 0 { // in chunks, as the relay streams
+							b, err := r.Body(min(l, 4096))
+							if err != nil {
+								t.Fatalf("message %d: %v", i, err)
+							}
+							got = append(got, b...)
+							l -= len(b)
+						}
+					} else {
+						var buf bytes.Buffer
+						if err := r.CopyBody(&buf, l); err != nil {
+							t.Fatalf("message %d: %v", i, err)
+						}
+						got = buf.Bytes()
+					}
+					for j := range n {
+						if got[j] != byte(i+j) {
+							t.Fatalf("message %d byte %d: %d", i, j, got[j])
+						}
+					}
+					if r.Buffered() == 0 {
+						r.Release()
+						if r.pooled {
+							t.Fatalf("message %d: pooled buffer kept after Release", i)
+						}
+					}
+				}
+				if _, _, err := r.Header(); err != io.EOF {
+					t.Fatalf("after the last message: %v, want EOF", err)
+				}
+			})
+		}
+	}
+}
+
+// TestReaderTruncated checks that a stream ending inside a message reports
+// io.ErrUnexpectedEOF, never a short body.
+func TestReaderTruncated(t *testing.T) {
+	msg := EndMessage(append([]byte{'Q', 0, 0, 0, 0}, make([]byte, 3000)...), 0)
+	for cut := 1; cut < len(msg); cut += 499 {
+		r := NewSmallReader(bytes.NewReader(msg[:cut]), 64)
+		_, n, err := r.Header()
+		if err == nil {
+			_, err = r.Body(n)
+		}
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+	}
+}
