@@ -87,8 +87,17 @@
 //     Describe on a backend lacking the statement gets a Parse injected
 //     first (its ParseComplete swallowed); a Parse the backend already holds
 //     is answered locally; Close of a named statement is answered locally
-//     and the backend copy kept. The unnamed statement is re-parsed when a
-//     later Bind lands on another backend.
+//     and the backend copy kept; a Parse of a name the session already uses
+//     gets 42P05 from the proxy. The unnamed statement is re-parsed when a
+//     later Bind lands on another backend. A backend keeps at most
+//     Limits.PreparedPerConnection statements: between transactions the
+//     least recently used are closed (injected Close, CloseComplete
+//     swallowed). After an error in the extended protocol the session skips
+//     the client's messages up to Sync, as the server does, and undoes the
+//     skipped Parse/Close of named statements. A batch forwarded without
+//     Sync is flushed (injected Flush) and its responses relayed every
+//     64 KiB, so clients that pipeline megabytes while reading in the
+//     background (pgx batches) do not stall.
 //  10. Pinning: Query and Parse texts are classified (pg.Classify); SET and
 //     RESET (not SET LOCAL/TRANSACTION/CONSTRAINTS), set_config(), SQL
 //     PREPARE/EXECUTE/DEALLOCATE, DISCARD, LISTEN, temporary tables, views
@@ -104,14 +113,30 @@
 //     by a vanished client is rolled back and returned; a backend that was
 //     mid-response is closed. A backend that dies mid-request gives its
 //     client the server's FATAL (or FATAL 08006) and ends that session only.
-//     IdleClientTimeout closes clients idle between requests (FATAL 57P05).
+//     IdleClientTimeout closes clients idle between requests (FATAL 57P05);
+//     Limits.ClientMaxAge ends clients between transactions (FATAL 57P01).
+//  12. Lifetimes: a returned backend goes back to its pool's idle list even
+//     above MaxIdleConnectionsPercent; every minute (or sooner, with short
+//     Limits) the reaper closes connections unused for
+//     Limits.IdleConnectionAfter beyond that share, and idle ones older than
+//     Limits.ConnectionMaxAge.
+//
+// # Memory
+//
+// An idle session holds its goroutine (started after the handshake, so the
+// stack TLS and SCRAM grew is not kept), a 1 KiB read buffer and its small
+// state; the 16 KiB read buffer (pg.Reader's pool) and the 16 KiB client
+// writer (clientWriters) are taken per request and given back when it ends.
 //
 // # Limits
 //
-// A client that pipelines very large batches without Sync or Flush while
-// not reading can deadlock against the server, as it would directly.
-// CancelRequest is forwarded on a best-effort basis: if the backend is
-// returned between lookup and delivery, another client's statement could be
-// cancelled (the session lock narrows but does not close that window).
-// Statement registries grow with distinct named statements.
+// A client that pipelines very large batches without reading at all can
+// deadlock against the server, as it would directly.
+// CancelRequest cannot reach another client's statement: the session lock
+// is held from the lookup of the backend until the server has taken the
+// request (it closes the cancel connection after signalling), so the
+// backend cannot be returned in between, and a cancel that lands after the
+// statement finished is discarded by PostgreSQL when it reads the next
+// command. Statement registries start afresh at
+// Limits.RegistryStatements distinct statements.
 package proxy

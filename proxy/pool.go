@@ -518,7 +518,7 @@ func (t *target) dial(ctx context.Context, pl *pool) (*backend, error) {
 	t.metrics.DatabaseConnections.Add(1)
 	t.setHealth("AVAILABLE", "", "")
 	b := &backend{t: t, pool: pl, id: p.m.connSeq.Add(1), conn: sc.Conn, pid: sc.PID, secret: sc.Secret, born: time.Now(),
-		r: pg.NewReader(sc.Conn, 32<<10), w: bufio.NewWriterSize(sc.Conn, 32<<10),
+		r: pg.NewReader(sc.Conn, 32<<10), w: bufio.NewWriterSize(newRawWriter(sc.Conn), 32<<10),
 		params: pl.internParams(sc.Params), prepared: map[uint32]uint64{}}
 	for i, k := range trackedSettings {
 		b.settings[i] = sc.Params[k]
@@ -540,9 +540,7 @@ func (t *target) dial(ctx context.Context, pl *pool) (*backend, error) {
 
 func (b *backend) closeConn() {
 	b.conn.SetDeadline(time.Now().Add(100 * time.Millisecond))
-	b.w.Reset(b.conn)
-	b.w.Write(pg.AppendEmpty(nil, pg.MsgTerminate))
-	b.w.Flush()
+	b.conn.Write(pg.AppendEmpty(nil, pg.MsgTerminate))
 	b.conn.Close()
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"strings"
@@ -44,8 +45,9 @@ type session struct {
 	p  *proxyState
 	ep *endpoint
 
-	raw  net.Conn // the accepted TCP connection
-	conn net.Conn // raw or its TLS wrapper
+	raw  net.Conn  // the accepted TCP connection
+	conn net.Conn  // raw or its TLS wrapper
+	cout io.Writer // what the client writer writes to: conn, or a rawWriter on raw
 	cr   *pg.Reader
 	cw   *bufio.Writer
 	tls  bool
@@ -186,7 +188,13 @@ var clientWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 
 func (s *session) writer() *bufio.Writer {
 	if s.cw == nil {
 		s.cw = clientWriters.Get().(*bufio.Writer)
-		s.cw.Reset(s.conn)
+		if s.cout == nil {
+			s.cout = s.conn
+			if !s.tls {
+				s.cout = newRawWriter(s.conn)
+			}
+		}
+		s.cw.Reset(s.cout)
 	}
 	return s.cw
 }
@@ -240,7 +248,7 @@ func (s *session) handshake() error {
 			if _, err := s.conn.Write([]byte{'S'}); err != nil {
 				return err
 			}
-			tc := tls.Server(s.raw, s.ep.tlsConf)
+			tc := tls.Server(rawWriteConn{s.raw, newRawWriter(s.raw)}, s.ep.tlsConf)
 			if err := tc.HandshakeContext(s.ctx); err != nil {
 				return err
 			}
