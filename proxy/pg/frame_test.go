@@ -2,7 +2,10 @@ package pg
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -94,4 +97,46 @@ func TestReaderTruncated(t *testing.T) {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
 	}
+}
+
+// frames reads messages until an error, recording each and the error.
+func frames(r *Reader) (out []string, err error) {
+	for {
+		typ, n, err := r.Header()
+		if err != nil {
+			return out, err
+		}
+		var body []byte
+		for n > 0 {
+			b, err := r.Body(min(n, 3000))
+			if err != nil {
+				return out, err
+			}
+			body = append(body, b...)
+			n -= len(b)
+		}
+		out = append(out, string(typ)+string(body))
+		if r.Buffered() == 0 {
+			r.Release()
+		}
+	}
+}
+
+// FuzzReader compares a small pooled Reader fed a byte at a time with a
+// fixed Reader fed the whole input: the same messages, then the same error.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("Q\x00\x00\x00\x0dSELECT 1\x00X\x00\x00\x00\x04"))
+	f.Add([]byte("Q\x00\x00\x00\x03"))
+	f.Add([]byte("d\x00\x00\x08\x00" + strings.Repeat("z", 3000)))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a := NewReader(bytes.NewReader(in), 64<<10)
+		a.Max = 1 << 20
+		b := NewSmallReader(iotest.OneByteReader(bytes.NewReader(in)), 16)
+		b.Max = 1 << 20
+		fa, ea := frames(a)
+		fb, eb := frames(b)
+		if !slices.Equal(fa, fb) || fmt.Sprint(ea) != fmt.Sprint(eb) {
+			t.Fatalf("fixed reader: %d messages, %v; small reader: %d messages, %v", len(fa), ea, len(fb), eb)
+		}
+	})
 }
