@@ -16,6 +16,9 @@ func (b *backend) alive() bool {
 	if b.r.Buffered() > 0 {
 		return false
 	}
+	if rc, ok := b.conn.(interface{ peekIdle() bool }); ok {
+		return rc.peekIdle()
+	}
 	var c net.Conn = b.conn
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
@@ -28,12 +31,5 @@ func (b *backend) alive() bool {
 	if err != nil {
 		return false
 	}
-	ok = false
-	err = rc.Read(func(fd uintptr) bool {
-		var buf [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
-		return true
-	})
-	return err == nil && ok
+	return peekIdle(rc)
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// rawConn logs in with pgconn and hands back the wire, for scripted
+// scriptConn logs in with pgconn and hands back the wire, for scripted
 // protocol exchanges.
-func rawConn(ctx context.Context, t *testing.T, dsn string) (*pgproto3.Frontend, net.Conn) {
+func scriptConn(ctx context.Context, t *testing.T, dsn string) (*pgproto3.Frontend, net.Conn) {
 	t.Helper()
 	pc, err := pgconn.Connect(ctx, dsn)
 	if err != nil {
@@ -55,7 +55,7 @@ type step struct {
 
 // runScript plays steps on a connection and returns what it received.
 func runScript(ctx context.Context, t *testing.T, dsn string, steps []step) [][]string {
-	fe, conn := rawConn(ctx, t, dsn)
+	fe, conn := scriptConn(ctx, t, dsn)
 	var got [][]string
 	for i, st := range steps {
 		for _, m := range st.send {
@@ -217,7 +217,13 @@ func TestPreparedStatementCap(t *testing.T) {
 			t.Fatalf("round %d: %d statements prepared on the server connection, cap %d", round, onServer, capacity)
 		}
 	}
-	if n := len(h.m.proxies[h.spec.ID].regs.m); n > 20 {
+	h.m.mu.Lock()
+	regs := &h.m.proxies[h.spec.ID].regs
+	h.m.mu.Unlock()
+	regs.mu.Lock()
+	n := len(regs.m)
+	regs.mu.Unlock()
+	if n > 20 {
 		t.Fatalf("registry holds %d statements, limit 20", n)
 	}
 }

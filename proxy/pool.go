@@ -517,8 +517,9 @@ func (t *target) dial(ctx context.Context, pl *pool) (*backend, error) {
 	t.metrics.DatabaseConnectionsSetupSucceeded.Add(1)
 	t.metrics.DatabaseConnections.Add(1)
 	t.setHealth("AVAILABLE", "", "")
-	b := &backend{t: t, pool: pl, id: p.m.connSeq.Add(1), conn: sc.Conn, pid: sc.PID, secret: sc.Secret, born: time.Now(),
-		r: pg.NewReader(sc.Conn, 32<<10), w: bufio.NewWriterSize(newRawWriter(sc.Conn), 32<<10),
+	conn := newRawConn(sc.Conn)
+	b := &backend{t: t, pool: pl, id: p.m.connSeq.Add(1), conn: conn, pid: sc.PID, secret: sc.Secret, born: time.Now(),
+		r: pg.NewReader(conn, 32<<10), w: bufio.NewWriterSize(conn, 32<<10),
 		params: pl.internParams(sc.Params), prepared: map[uint32]uint64{}}
 	for i, k := range trackedSettings {
 		b.settings[i] = sc.Params[k]

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"strings"
@@ -45,9 +44,8 @@ type session struct {
 	p  *proxyState
 	ep *endpoint
 
-	raw  net.Conn  // the accepted TCP connection
-	conn net.Conn  // raw or its TLS wrapper
-	cout io.Writer // what the client writer writes to: conn, or a rawWriter on raw
+	raw  net.Conn // the accepted TCP connection
+	conn net.Conn // a rawConn on raw, or its TLS wrapper
 	cr   *pg.Reader
 	cw   *bufio.Writer
 	tls  bool
@@ -92,7 +90,7 @@ type session struct {
 
 func newSession(ep *endpoint, c net.Conn) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{m: ep.p.m, p: ep.p, ep: ep, raw: c, conn: c, ctx: ctx, cancel: cancel,
+	return &session{m: ep.p.m, p: ep.p, ep: ep, raw: c, conn: newRawConn(c), ctx: ctx, cancel: cancel,
 		stmts: map[string]*stmt{}, born: time.Now()}
 }
 
@@ -188,13 +186,7 @@ var clientWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 
 func (s *session) writer() *bufio.Writer {
 	if s.cw == nil {
 		s.cw = clientWriters.Get().(*bufio.Writer)
-		if s.cout == nil {
-			s.cout = s.conn
-			if !s.tls {
-				s.cout = newRawWriter(s.conn)
-			}
-		}
-		s.cw.Reset(s.cout)
+		s.cw.Reset(s.conn)
 	}
 	return s.cw
 }
@@ -248,7 +240,7 @@ func (s *session) handshake() error {
 			if _, err := s.conn.Write([]byte{'S'}); err != nil {
 				return err
 			}
-			tc := tls.Server(rawWriteConn{s.raw, newRawWriter(s.raw)}, s.ep.tlsConf)
+			tc := tls.Server(s.conn, s.ep.tlsConf)
 			if err := tc.HandshakeContext(s.ctx); err != nil {
 				return err
 			}

@@ -292,10 +292,7 @@ func eof(err error) error {
 
 // WriteMessage writes one message with type typ and the given body.
 func WriteMessage(w *bufio.Writer, typ byte, body []byte) error {
-	var h [5]byte
-	h[0] = typ
-	binary.BigEndian.PutUint32(h[1:], uint32(len(body)+4))
-	w.Write(h[:])
+	WriteHeader(w, typ, len(body))
 	_, err := w.Write(body)
 	return err
 }
@@ -303,10 +300,11 @@ func WriteMessage(w *bufio.Writer, typ byte, body []byte) error {
 // WriteHeader writes a message header announcing an n-byte body; the caller
 // writes the body.
 func WriteHeader(w *bufio.Writer, typ byte, n int) error {
-	var h [5]byte
-	h[0] = typ
-	binary.BigEndian.PutUint32(h[1:], uint32(n+4))
-	_, err := w.Write(h[:])
+	// Built in the writer's own buffer: a local array would escape to the
+	// heap through Write.
+	h := append(w.AvailableBuffer(), typ)
+	h = binary.BigEndian.AppendUint32(h, uint32(n+4))
+	_, err := w.Write(h)
 	return err
 }
 
