@@ -227,3 +227,55 @@ func TestPreparedStatementCap(t *testing.T) {
 		t.Fatalf("registry holds %d statements, limit 20", n)
 	}
 }
+
+// TestBadMessagesAfterLogin: a logged-in client that breaks the framing or
+// sends a message the proxy cannot parse gets a closed connection, with
+// FATAL 08P01 where PostgreSQL sends one (an unknown message type) or a
+// message the proxy must read is malformed, nothing for an impossible
+// length (PostgreSQL only logs it); the next client is served.
+func TestBadMessagesAfterLogin(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, nil)
+	ctx := ctxT(t, 30*time.Second)
+	cases := []struct {
+		name  string
+		bytes []byte
+		fatal string // expected FATAL code, "" for none
+	}{
+		{"unknown message type", []byte{'z', 0, 0, 0, 4}, "08P01"},
+		{"length below four", []byte{'Q', 0, 0, 0, 3}, ""},
+		{"length over the limit", []byte{'Q', 0x7f, 0xff, 0xff, 0xff}, ""},
+		{"query without its terminator", []byte{'Q', 0, 0, 0, 6, 'x', 'y'}, "08P01"},
+		{"describe of a bad kind", []byte{'D', 0, 0, 0, 6, 'X', 0}, "08P01"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fe, conn := scriptConn(ctx, t, h.dsn(appUser, appPW, ""))
+			conn.Write(c.bytes)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var got []string
+			for {
+				m, err := fe.Receive()
+				if err != nil {
+					if strings.Contains(err.Error(), "timeout") {
+						t.Fatalf("connection left open after %q", got)
+					}
+					break
+				}
+				got = append(got, describe(m))
+			}
+			want := []string{}
+			if c.fatal != "" {
+				want = []string{"Error " + c.fatal}
+			}
+			if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+	c := h.mustConnect(ctx, "")
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+}

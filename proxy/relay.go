@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -367,8 +368,14 @@ func (s *session) handleParse(body []byte) error {
 	}
 	s.debugSQL(query)
 	if len(name) == 0 {
-		s.classify(pg.Classify(query), len(query))
-		st := &stmt{query: append([]byte(nil), query...), params: append([]byte(nil), params...)}
+		// A client that re-parses the same unnamed statement (pgbench -M
+		// extended, drivers without a statement cache) keeps its stmt: no
+		// copy and no second classification.
+		st := s.unnamed
+		if st == nil || !bytes.Equal(st.query, query) || !bytes.Equal(st.params, params) {
+			st = &stmt{query: append([]byte(nil), query...), params: append([]byte(nil), params...), class: pg.Classify(query)}
+		}
+		s.classify(st.class, len(query))
 		s.unnamed, b.unnamed = st, st
 		s.forward(pg.MsgParse, body)
 		s.pending = append(s.pending, pend{kind: pkParse, unnamed: true})
