@@ -88,13 +88,18 @@
 //     first (its ParseComplete swallowed); a Parse the backend already holds
 //     is answered locally; Close of a named statement is answered locally
 //     and the backend copy kept; a Parse of a name the session already uses
-//     gets 42P05 from the proxy. The unnamed statement is re-parsed when a
+//     is sent as a Parse of the statement's server name, so that the server
+//     fails it (42P05, aborting the transaction as it would directly) and
+//     the proxy puts the client's name in the message. The unnamed statement is re-parsed when a
 //     later Bind lands on another backend. A backend keeps at most
 //     Limits.PreparedPerConnection statements: between transactions the
 //     least recently used are closed (injected Close, CloseComplete
 //     swallowed). After an error in the extended protocol the session skips
-//     the client's messages up to Sync, as the server does, and undoes the
-//     skipped Parse/Close of named statements. A batch forwarded without
+//     the client's messages up to Sync (Query included), as the server does,
+//     and undoes the skipped Parse/Close of named statements, newest first.
+//     COPY FROM STDIN run by Execute: the Sync already sent behind it is
+//     ignored by the server, which answers CopyDone at the client's next
+//     Sync or Flush. A batch forwarded without
 //     Sync is flushed (injected Flush) and its responses relayed every
 //     64 KiB, so clients that pipeline megabytes while reading in the
 //     background (pgx batches) do not stall.

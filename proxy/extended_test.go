@@ -34,6 +34,9 @@ func scriptConn(ctx context.Context, t *testing.T, dsn string) (*pgproto3.Fronte
 func describe(m pgproto3.BackendMessage) string {
 	switch m := m.(type) {
 	case *pgproto3.ErrorResponse:
+		if m.Code == "42P05" { // the proxy renames it: check the text too
+			return "Error 42P05 " + m.Message
+		}
 		return "Error " + m.Code
 	case *pgproto3.ReadyForQuery:
 		return "Z " + string(m.TxStatus)
@@ -54,7 +57,7 @@ type step struct {
 }
 
 // runScript plays steps on a connection and returns what it received.
-func runScript(ctx context.Context, t *testing.T, dsn string, steps []step) [][]string {
+func runScript(ctx context.Context, t *testing.T, name, dsn string, steps []step) [][]string {
 	fe, conn := scriptConn(ctx, t, dsn)
 	var got [][]string
 	for i, st := range steps {
@@ -69,7 +72,7 @@ func runScript(ctx context.Context, t *testing.T, dsn string, steps []step) [][]
 		for len(msgs) < len(st.want) {
 			m, err := fe.Receive()
 			if err != nil {
-				t.Fatalf("step %d: after %q: %v", i, msgs, err)
+				t.Fatalf("%s, step %d: after %q: %v", name, i, msgs, err)
 			}
 			switch m.(type) {
 			case *pgproto3.ParameterStatus, *pgproto3.NoticeResponse:
@@ -110,16 +113,51 @@ func TestExtendedProtocolEdges(t *testing.T) {
 		}},
 		{"duplicate statement name", []step{
 			{[]pgproto3.FrontendMessage{parse("s1", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
-			{[]pgproto3.FrontendMessage{parse("s1", "SELECT 2"), bind("s1"), exec, sync}, []string{"Error 42P05", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("s1", "SELECT 2"), bind("s1"), exec, sync}, []string{`Error 42P05 prepared statement "s1" already exists`, "Z I"}},
 			{[]pgproto3.FrontendMessage{bind("s1"), exec, sync}, []string{"BindComplete", "DataRow 1", "CommandComplete", "Z I"}},
 			after,
 		}},
 		{"duplicate name behind earlier work, flushed", []step{
 			{[]pgproto3.FrontendMessage{parse("d1", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
 			{[]pgproto3.FrontendMessage{parse("", "SELECT 7"), bind(""), exec, parse("d1", "SELECT 3"), bind("d1"), exec, flush},
-				[]string{"ParseComplete", "BindComplete", "DataRow 7", "CommandComplete", "Error 42P05"}},
+				[]string{"ParseComplete", "BindComplete", "DataRow 7", "CommandComplete", `Error 42P05 prepared statement "d1" already exists`}},
 			{[]pgproto3.FrontendMessage{sync}, []string{"Z I"}},
 			after,
+		}},
+		{"duplicate name rolls back the implicit transaction", []step{
+			{[]pgproto3.FrontendMessage{query("CREATE TEMP TABLE dup_t (x int)")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("d2", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("", "INSERT INTO dup_t VALUES (1)"), bind(""), exec, parse("d2", "SELECT 2"), sync},
+				[]string{"ParseComplete", "BindComplete", "CommandComplete", `Error 42P05 prepared statement "d2" already exists`, "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM dup_t")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
+		}},
+		{"duplicate name aborts an explicit transaction", []step{
+			{[]pgproto3.FrontendMessage{query("BEGIN")}, []string{"CommandComplete", "Z T"}},
+			{[]pgproto3.FrontendMessage{parse("d3", "SELECT 1"), sync}, []string{"ParseComplete", "Z T"}},
+			{[]pgproto3.FrontendMessage{parse("d3", "SELECT 1"), sync}, []string{`Error 42P05 prepared statement "d3" already exists`, "Z E"}},
+			{[]pgproto3.FrontendMessage{query("ROLLBACK")}, []string{"CommandComplete", "Z I"}},
+			after,
+		}},
+		{"failed parse then close of the same name", []step{
+			{[]pgproto3.FrontendMessage{parse("c1", "SELEC 1"), closeS("c1"), sync}, []string{"Error 42601", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("c1", "SELECT 1"), bind("c1"), exec, sync}, []string{"ParseComplete", "BindComplete", "DataRow 1", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"query after an error, before sync", []step{
+			{[]pgproto3.FrontendMessage{parse("", "SELEC 1"), query("SELECT 1"), sync}, []string{"Error 42601", "Z I"}},
+			after,
+		}},
+		{"copy from stdin through execute", []step{
+			{[]pgproto3.FrontendMessage{query("CREATE TEMP TABLE copy_t (x int)")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("", "COPY copy_t FROM STDIN"), bind(""), exec, sync}, []string{"ParseComplete", "BindComplete", "CopyInResponse"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\n2\n")}, &pgproto3.CopyDone{}, sync}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_t")}, []string{"RowDescription", "DataRow 2", "CommandComplete", "Z I"}},
+		}},
+		{"copy from stdin through execute, failed by the client", []step{
+			{[]pgproto3.FrontendMessage{query("CREATE TEMP TABLE copy_f (x int)")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("", "COPY copy_f FROM STDIN"), bind(""), exec, sync}, []string{"ParseComplete", "BindComplete", "CopyInResponse"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyFail{Message: "changed my mind"}, sync}, []string{"Error 57014", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_f")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
 		}},
 		{"close skipped after an error keeps the statement", []step{
 			{[]pgproto3.FrontendMessage{parse("a", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
@@ -145,7 +183,7 @@ func TestExtendedProtocolEdges(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, target := range []struct{ name, dsn string }{{"direct", direct}, {"proxy", h.dsn(appUser, appPW, "")}} {
-				got := runScript(ctx, t, target.dsn, c.steps)
+				got := runScript(ctx, t, target.name, target.dsn, c.steps)
 				for i, st := range c.steps {
 					if !slices.Equal(got[i], st.want) {
 						t.Errorf("%s, step %d: got %q, want %q", target.name, i, got[i], st.want)

@@ -411,7 +411,7 @@ func (p *proxyState) probeLoop() {
 	lim := p.m.cfg.Limits
 	probeT := time.NewTimer(0)
 	defer probeT.Stop()
-	reapEvery := min(time.Minute, lim.IdleConnectionAfter/2, lim.ConnectionMaxAge/2)
+	reapEvery := max(time.Millisecond, min(time.Minute, lim.IdleConnectionAfter/2, lim.ConnectionMaxAge/2))
 	reapT := time.NewTicker(reapEvery)
 	defer reapT.Stop()
 	each := func(f func(*target)) {

@@ -549,7 +549,13 @@ func (b *backend) closeConn() {
 // ReadyForQuery; it records ParameterStatus changes and returns the first
 // error the server reported.
 func (b *backend) exec(sql string) (status byte, err error) {
-	b.w.Write(pg.AppendQuery(nil, sql))
+	return b.roundTrip(pg.AppendQuery(nil, sql))
+}
+
+// roundTrip sends msgs (ending in a Query or Sync) and reads until
+// ReadyForQuery, like exec.
+func (b *backend) roundTrip(msgs []byte) (status byte, err error) {
+	b.w.Write(msgs)
 	if err := b.w.Flush(); err != nil {
 		return 0, err
 	}

@@ -43,7 +43,7 @@ const (
 	pkCloseInj                     // proxy-injected Close: CloseComplete swallowed
 	pkSynParse                     // answered here: ParseComplete
 	pkSynClose                     // answered here: CloseComplete
-	pkSynDup                       // answered here: 42P05, the name is taken
+	pkParseDup                     // client Parse of a name in use, sent as a Parse of its server name: 42P05 renamed
 )
 
 // flushAfter is how many bytes of a client's batch the proxy forwards
@@ -87,7 +87,7 @@ func (s *session) loop() {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.killed.Load() {
-				if !time.Now().Before(lifeEnd) {
+				if deadline.Equal(lifeEnd) {
 					s.sendFatal("57P01", "terminating connection because it reached RDS Proxy's maximum client connection life (%s)", s.m.cfg.Limits.ClientMaxAge)
 				} else {
 					s.sendFatal("57P05", "terminating connection because the client was idle for longer than the proxy's IdleClientTimeout (%s)", idle)
@@ -381,11 +381,14 @@ func (s *session) handleParse(body []byte) error {
 		s.pending = append(s.pending, pend{kind: pkParse, unnamed: true})
 		return nil
 	}
-	if _, ok := s.stmts[string(name)]; ok {
-		// The server's answer, without bothering it: the name is taken,
-		// and everything up to Sync is skipped.
-		s.pending = append(s.pending, pend{kind: pkSynDup, name: string(name)})
-		s.skipping = true
+	if old, ok := s.stmts[string(name)]; ok {
+		// The name is taken. Let the server fail the same way, so that it
+		// aborts the transaction and skips to Sync as it would directly:
+		// re-parse the statement under its server name (42P05), and tell
+		// the client its own name in the error.
+		s.ensure(old)
+		s.send(pg.AppendParse(s.out[:0], old.name, old.query, old.params))
+		s.pending = append(s.pending, pend{kind: pkParseDup, name: string(name)})
 		return nil
 	}
 	st := s.p.regs.get(query, params, s.m.cfg.Limits.RegistryStatements)
@@ -475,9 +478,6 @@ func (s *session) relay() error {
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgParseComplete))
 			case pkSynClose:
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgCloseComplete))
-			case pkSynDup:
-				s.cw.Write(pg.AppendErrorResponse(s.out[:0], &pg.Error{Severity: "ERROR", Code: "42P05",
-					Message: fmt.Sprintf("prepared statement %q already exists", s.pending[0].name)}))
 			default:
 				goto read
 			}
@@ -518,6 +518,13 @@ func (s *session) relay() error {
 			if isFatal(body) {
 				s.fatal = true
 			}
+			if head == pkParseDup {
+				e := pg.ParseErrorResponse(body)
+				if e.Code == "42P05" {
+					e.Message = `prepared statement "` + s.pending[0].name + `" already exists`
+					body = pg.AppendErrorResponse(s.out[:0], e)[5:]
+				}
+			}
 			if !head.endsAtZ() {
 				s.dropUntilSync()
 				// Nothing left to answer before the client's Sync: the
@@ -537,6 +544,10 @@ func (s *session) relay() error {
 				}
 			}
 		case pg.MsgParseComplete:
+			if head == pkParseDup {
+				s.pop() // not expected: the backend holds the statement
+				continue
+			}
 			if head == pkParseInj {
 				s.pop()
 				continue // swallowed
@@ -571,8 +582,19 @@ func (s *session) relay() error {
 			return clientError{err}
 		}
 		if typ == pg.MsgCopyInResponse {
+			// COPY FROM STDIN run by Execute: the server ignores the Sync
+			// that followed in the batch, and answers CopyDone or CopyFail
+			// only at the client's next Sync or Flush, so the session goes
+			// back to reading the client after the data.
+			extended := head == pkExec
+			if extended {
+				s.pending = slices.DeleteFunc(s.pending, func(p pend) bool { return p.kind == pkSync })
+			}
 			if err := s.copyIn(); err != nil {
 				return err
+			}
+			if extended {
+				return nil
 			}
 		}
 	}
@@ -584,13 +606,19 @@ func (s *session) pop() {
 }
 
 // dropUntilSync drops the entries the server skips after an error in the
-// extended protocol: everything up to the next Sync. Statements that were
-// to be prepared by skipped Parse messages are not on the backend, and the
-// client's skipped Parse and Close of named statements did not happen.
+// extended protocol: everything up to the next Sync, Query messages
+// included. Statements that were to be prepared by skipped Parse messages
+// are not on the backend, and the client's skipped Parse and Close of named
+// statements did not happen; they are undone newest first, so that a Close
+// after a Parse of the same name ends with the name as it was.
 func (s *session) dropUntilSync() {
 	b := s.b
-	for len(s.pending) > 0 && !s.pending[0].kind.endsAtZ() {
-		p := s.pending[0]
+	k := 0
+	for k < len(s.pending) && s.pending[k].kind != pkSync {
+		k++
+	}
+	for i := k - 1; i >= 0; i-- {
+		p := s.pending[i]
 		switch p.kind {
 		case pkParse, pkParseInj:
 			if p.st != nil {
@@ -608,8 +636,8 @@ func (s *session) dropUntilSync() {
 		case pkSynClose:
 			s.stmts[p.name] = p.st
 		}
-		s.pop()
 	}
+	s.pending = append(s.pending[:0], s.pending[k:]...)
 }
 
 // noteZ records a ReadyForQuery status.

@@ -149,7 +149,14 @@ func (s *session) finish() {
 			reusable = b.cleanup(s.lastZ, s.p.spec().Pool.InitQuery)
 		case s.lastZ != pg.TxIdle:
 			b.conn.SetDeadline(time.Now().Add(5 * time.Second))
-			st, err := b.exec("ROLLBACK")
+			st, err := byte(0), error(nil)
+			if s.skipping {
+				// The server ignores everything but Sync after an error.
+				st, err = b.roundTrip(pg.AppendEmpty(nil, pg.MsgSync))
+			}
+			if err == nil && st != pg.TxIdle {
+				st, err = b.exec("ROLLBACK")
+			}
 			b.conn.SetDeadline(time.Time{})
 			reusable = err == nil && st == pg.TxIdle
 		default:
@@ -564,6 +571,8 @@ func (s *session) syncSettings() error {
 		}
 		if len(s.seen) == len(b.params.m) {
 			s.seenSet = b.params
+		} else {
+			s.seenSet = nil
 		}
 	}
 	return nil

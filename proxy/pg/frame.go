@@ -27,7 +27,8 @@ var ErrMessageTooLarge = errors.New("pg: message too large")
 // A Reader made by NewSmallReader starts with a small buffer of its own and
 // borrows a full-size one from a shared pool only while messages or bursts
 // need it; Release gives it back once everything buffered is consumed. That
-// keeps an idle client session down to a few hundred bytes of buffer. A
+// keeps an idle client session down to a few hundred bytes of buffer. A read
+// error (a timeout included) is kept and returned by every later call. A
 // Reader is not safe for concurrent use.
 type Reader struct {
 	rd      io.Reader
@@ -271,16 +272,6 @@ func (r *Reader) PeekReady() bool {
 	h := r.buf[r.r:]
 	l := int(int32(binary.BigEndian.Uint32(h[1:])))
 	return l >= 4 && r.w-r.r >= l+1
-}
-
-// Peek1 returns the next byte without consuming it; it blocks until one
-// arrives or the read fails (liveness probes use it with a short deadline).
-func (r *Reader) Peek1() (byte, error) {
-	b, err := r.peek(1)
-	if err != nil {
-		return 0, err
-	}
-	return b[0], nil
 }
 
 func eof(err error) error {
