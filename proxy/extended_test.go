@@ -317,3 +317,45 @@ func TestBadMessagesAfterLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClientGoneWhileSkipping: a client that leaves after an extended-
+// protocol error, before its Sync, inside a transaction: the proxy must
+// send Sync before ROLLBACK (the server ignores anything else then), so
+// the server connection comes back clean and is reused.
+func TestClientGoneWhileSkipping(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, func(s *ProxySpec) { s.Pool.MaxConnectionsPercent = 1 }) // one connection
+	ctx := ctxT(t, 30*time.Second)
+	fe, conn := scriptConn(ctx, t, h.dsn(appUser, appPW, ""))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	fe.Send(&pgproto3.Query{String: "BEGIN; SELECT pg_backend_pid()"})
+	fe.Send(&pgproto3.Parse{Query: "SELEC 1"})
+	fe.Send(&pgproto3.Flush{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var pid string
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := m.(*pgproto3.DataRow); ok {
+			pid = string(d.Values[0])
+		}
+		if _, ok := m.(*pgproto3.ErrorResponse); ok {
+			break
+		}
+	}
+	conn.Close()
+	c := h.mustConnect(ctx, "")
+	defer c.Close(ctx)
+	start := time.Now()
+	var again string
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()::text").Scan(&again); err != nil {
+		t.Fatal(err)
+	}
+	if again != pid {
+		t.Fatalf("server connection %s replaced by %s after %v: it was not returned clean", pid, again, time.Since(start))
+	}
+}
