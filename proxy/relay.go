@@ -127,7 +127,7 @@ func (s *session) loop() {
 		}
 		err = s.handle(typ, body)
 		if err == nil && s.sent >= flushAfter && len(s.pending) > 0 && !s.skipping {
-			pg.WriteMessage(s.b.w, pg.MsgFlush, nil)
+			s.forward(pg.MsgFlush, nil)
 			err = s.flushAndRelay()
 		}
 		if err != nil {
@@ -544,15 +544,11 @@ func (s *session) relay() error {
 				}
 			}
 		case pg.MsgParseComplete:
-			if head == pkParseDup {
-				s.pop() // not expected: the backend holds the statement
-				continue
-			}
 			if head == pkParseInj {
 				s.pop()
 				continue // swallowed
 			}
-			if head == pkParse {
+			if head == pkParse || head == pkParseDup {
 				s.pop()
 			}
 		case pg.MsgBindComplete:

@@ -149,7 +149,7 @@ func (s *session) finish() {
 			reusable = b.cleanup(s.lastZ, s.p.spec().Pool.InitQuery)
 		case s.lastZ != pg.TxIdle:
 			b.conn.SetDeadline(time.Now().Add(5 * time.Second))
-			st, err := byte(0), error(nil)
+			st, err := s.lastZ, error(nil)
 			if s.skipping {
 				// The server ignores everything but Sync after an error.
 				st, err = b.roundTrip(pg.AppendEmpty(nil, pg.MsgSync))
@@ -176,9 +176,7 @@ func (s *session) finish() {
 	s.conn.Close()
 	s.raw.Close()
 	if s.cw != nil {
-		s.cw.Reset(nil)
-		clientWriters.Put(s.cw)
-		s.cw = nil
+		s.putWriter()
 	}
 	if s.cr != nil {
 		s.cr.Reset(nil)
@@ -198,13 +196,18 @@ func (s *session) writer() *bufio.Writer {
 	return s.cw
 }
 
+// putWriter returns the client writer to the pool, dropping anything in it.
+func (s *session) putWriter() {
+	s.cw.Reset(nil)
+	clientWriters.Put(s.cw)
+	s.cw = nil
+}
+
 // releaseBuffers gives the client-side buffers back while the session
 // waits for its client; they are taken again at the next request.
 func (s *session) releaseBuffers() {
 	if s.cw != nil && s.cw.Buffered() == 0 {
-		s.cw.Reset(nil)
-		clientWriters.Put(s.cw)
-		s.cw = nil
+		s.putWriter()
 	}
 	if s.cr != nil {
 		s.cr.Release()
