@@ -15,10 +15,10 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/rdslocal/rdslocal/acmcert"
 	"github.com/rdslocal/rdslocal/api"
-	"github.com/rdslocal/rdslocal/api/rds"
 	"github.com/rdslocal/rdslocal/engine"
 	"github.com/rdslocal/rdslocal/iamauth"
 	"github.com/rdslocal/rdslocal/proxy"
+	"github.com/rdslocal/rdslocal/rds"
 	"github.com/rdslocal/rdslocal/secrets"
 )
 

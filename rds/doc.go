@@ -9,8 +9,10 @@
 // engine families, states) answering RDS's own error codes and texts, change
 // the records, and render them as the XML shapes of the model (xml.go).
 //
-// What a proxy needs from the outside world enters through narrow seams in
-// Options: the address plan for proxy endpoints (addressing.go), and later
-// the engine layer behind DB instances and the proxy manager that runs the
-// listeners.
+// What RDS needs from the outside world enters through narrow seams in
+// Options: the address plan for proxy endpoints (addressing.go), the engine
+// layer that runs the real servers behind DB instances (Engines, driven in
+// the background by lifecycle.go), and the data plane that runs the proxy
+// listeners (DataPlane, handed the desired state of every proxy by
+// dataplane.go after each change).
 package rds
