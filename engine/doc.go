@@ -1,7 +1,7 @@
 // Package engine provisions the real database server behind each RDS DB
 // instance: a PostgreSQL or MariaDB process it spawns on loopback, a
 // postgres, mariadb or mysql container (docker backend), or an existing
-// server it is told about. The RDS front-end (package api/rds)
+// server it is told about. The RDS front-end (package rds)
 // calls it for CreateDBInstance, RebootDBInstance, ModifyDBInstance
 // (password), DeleteDBInstance, read replicas and failover; the proxy
 // connects to the Host and Port it reports.
