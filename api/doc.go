@@ -17,5 +17,6 @@
 //
 // Services plug in as a Service value: their model, one Handler per action,
 // and optionally a Persister so the server can save and restore their state.
-// The RDS front-end lives in the sub-package api/rds.
+// The services themselves (rds, secrets, iamauth, acmcert) live beside it and
+// import it; api imports none of them.
 package api
