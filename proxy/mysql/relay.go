@@ -234,6 +234,7 @@ func (s *session) forward(n int, body []byte, buffered bool, cls *Class) error {
 			if err := b.exec("SELECT LAST_INSERT_ID(" + strconv.FormatUint(s.lastInsertID, 10) + ")"); err != nil {
 				return backendError{err}
 			}
+			b.lastInsertID = s.lastInsertID
 		}
 	case gm.COM_STMT_PREPARE:
 		s.pin(reasonPrepare)
