@@ -283,8 +283,10 @@ func (c *testClient) CheckToken(token, user string) error {
 	return err
 }
 
-func (c *testClient) Borrow(key Key, prefer *Backend) (*Backend, error) { return c.h.pool.borrow(key, prefer) }
-func (c *testClient) Release(b *Backend, reusable bool)                { c.h.pool.release(b, reusable) }
+func (c *testClient) Borrow(key Key, prefer *Backend) (*Backend, error) {
+	return c.h.pool.borrow(key, prefer)
+}
+func (c *testClient) Release(b *Backend, reusable bool) { c.h.pool.release(b, reusable) }
 func (c *testClient) Pin(b *Backend, reason string) {
 	c.h.pins.Add(1)
 	c.Logger().Info(fmt.Sprintf("The client session was pinned to the database connection [dbConnection=%d] for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: %s", b.ID, reason))

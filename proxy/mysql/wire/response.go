@@ -80,14 +80,14 @@ type Response struct {
 }
 
 const (
-	sStart      = iota // the first packet of a response or of a result
-	sCols              // column definitions
-	sColsEOF           // the EOF after them (classic protocol)
-	sRows              // rows (or COM_FIELD_LIST's definitions) up to a terminator
-	sParams            // prepare: parameter definitions
-	sParamsEOF         // prepare: the EOF after them
-	sPrepCols          // prepare: column definitions
-	sPrepColsEOF       // prepare: the EOF after them
+	sStart       = iota // the first packet of a response or of a result
+	sCols               // column definitions
+	sColsEOF            // the EOF after them (classic protocol)
+	sRows               // rows (or COM_FIELD_LIST's definitions) up to a terminator
+	sParams             // prepare: parameter definitions
+	sParamsEOF          // prepare: the EOF after them
+	sPrepCols           // prepare: column definitions
+	sPrepColsEOF        // prepare: the EOF after them
 	sDone
 )
 
