@@ -46,6 +46,7 @@ type Backend struct {
 	cur  state // tracked values now
 
 	lastInsertID uint64
+	status       uint16 // of the last OK or EOF
 	owner        uint64 // serial of the session that used it last
 	inTx         bool
 	broken       bool
@@ -352,6 +353,7 @@ func (b *Backend) roundTrip(pkt []byte, cmd byte, onRow func([]byte) error) erro
 
 // noteStatus records the status flags of an OK or EOF packet.
 func (b *Backend) noteStatus(st uint16) {
+	b.status = st
 	if st&gm.SERVER_STATUS_AUTOCOMMIT != 0 {
 		b.cur.v[varAutocommit] = "1"
 	} else {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -351,6 +352,13 @@ func (p *testPool) borrow(key Key, prefer *Backend) (*Backend, error) {
 			}
 			b := l[i]
 			p.idle[key] = append(l[:i], l[i+1:]...)
+			if !alive(b.nc) {
+				// Lost while idle (the server restarted): the core
+				// discards such connections with a non-blocking peek.
+				p.open--
+				go b.Close()
+				continue
+			}
 			p.mu.Unlock()
 			return b, nil
 		}
@@ -499,3 +507,27 @@ func eventually(t testing.TB, d time.Duration, f func() error) {
 }
 
 var _ = io.EOF
+
+// alive reports whether an idle connection has nothing to read and no
+// EOF (a one-byte MSG_PEEK|MSG_DONTWAIT answering EAGAIN).
+func alive(nc net.Conn) bool {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	tcp, ok := nc.(*net.TCPConn)
+	if !ok {
+		return true
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		return false
+	}
+	idle := false
+	rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		idle = err == syscall.EAGAIN
+		return true
+	})
+	return idle
+}

@@ -38,7 +38,7 @@ func (s *session) loop() {
 	idle := s.set.IdleClientTimeout
 	for {
 		var deadline time.Time
-		if !s.cr.Ready() && idle > 0 && s.b == nil {
+		if !s.cr.Ready() && idle > 0 {
 			deadline = time.Now().Add(idle)
 			s.conn.SetReadDeadline(deadline)
 		}

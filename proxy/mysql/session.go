@@ -153,6 +153,9 @@ func (s *session) endState() {
 		b.nc.SetDeadline(time.Now().Add(5 * time.Second))
 		err := b.exec("ROLLBACK")
 		b.nc.SetDeadline(time.Time{})
+		if err == nil {
+			s.setInTx(b.status&gm.SERVER_STATUS_IN_TRANS != 0)
+		}
 		reusable = err == nil && !b.inTx && b.restoreSchema()
 	default:
 		reusable = b.restoreSchema()
