@@ -3,10 +3,10 @@ package mysql
 import (
 	"bytes"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
