@@ -357,7 +357,9 @@ func (s *session) changeUser(body []byte) error {
 	if cu.Charset != 0 {
 		s.charset = byte(cu.Charset)
 	}
+	s.mu.Lock()
 	s.user = cu.User
+	s.mu.Unlock()
 	s.key = Key{User: cu.User, Database: cu.Database, Variant: variant{caps: s.caps, charset: s.charset}.String()}
 	if err := s.checkSchema(seq); err != nil {
 		return err

@@ -130,7 +130,8 @@ func (p *Protocol) fetchGreeting(ctx context.Context, addr string) (wire.Greetin
 	return g, nil
 }
 
-// register gives s a connection ID no other live session has.
+// register gives s a connection ID no other live session has; KILL finds
+// the session only once publish has run (after its login).
 func (p *Protocol) register(s *session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -138,15 +139,22 @@ func (p *Protocol) register(s *session) {
 		id := p.ids.Add(1)
 		if _, taken := p.sessions[id]; id != 0 && !taken {
 			s.id = id
-			p.sessions[id] = s
+			p.sessions[id] = nil
 			return
 		}
 	}
 }
 
+// publish makes a logged-in session reachable by KILL.
+func (p *Protocol) publish(s *session) {
+	p.mu.Lock()
+	p.sessions[s.id] = s
+	p.mu.Unlock()
+}
+
 func (p *Protocol) unregister(s *session) {
 	p.mu.Lock()
-	if p.sessions[s.id] == s {
+	if cur, ok := p.sessions[s.id]; ok && (cur == s || cur == nil) {
 		delete(p.sessions, s.id)
 	}
 	p.mu.Unlock()

@@ -427,7 +427,15 @@ func (s *session) killThread(query bool, id uint64) error {
 	if id <= math.MaxUint32 {
 		t = s.p.lookup(uint32(id))
 	}
-	if t == nil || t.set.ProxyID != s.set.ProxyID || t.user != s.user {
+	if t != nil && t != s {
+		t.mu.Lock()
+		reachable := t.set.ProxyID == s.set.ProxyID && t.user == s.user
+		t.mu.Unlock()
+		if !reachable {
+			t = nil
+		}
+	}
+	if t == nil {
 		return s.reply(wire.AppendError(nil, 1, gm.NewDefaultError(gm.ER_NO_SUCH_THREAD, id)))
 	}
 	if t == s {

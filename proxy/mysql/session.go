@@ -34,7 +34,7 @@ type session struct {
 	serial uint64
 	salt   []byte
 
-	user    string
+	user    string // written under mu after login (KILL reads it)
 	auth    Auth
 	caps    uint32 // negotiated with the client
 	charset byte
@@ -106,6 +106,7 @@ func (s *session) serve() {
 		s.c.Logger().Debug("mysql: client setup failed", "remote", s.raw.RemoteAddr().String(), "err", err)
 		return
 	}
+	s.p.publish(s)
 	s.idle()
 	s.loop()
 }
