@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -44,13 +43,12 @@ const (
 )
 
 var (
-	env      *enginetest.Env
-	shared   *enginetest.Server
-	skipWhy  string
-	testCA   *acmcert.CA
-	caFile   string
-	srvCert  tls.Certificate
-	sharedMu sync.Mutex
+	env     *enginetest.Env
+	shared  *enginetest.Server
+	skipWhy string
+	testCA  *acmcert.CA
+	caFile  string
+	srvCert tls.Certificate
 )
 
 func TestMain(m *testing.M) {
@@ -510,8 +508,6 @@ func eventually(t testing.TB, d time.Duration, f func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-var _ = io.EOF
 
 // alive reports whether an idle connection has nothing to read and no
 // EOF (a one-byte MSG_PEEK|MSG_DONTWAIT answering EAGAIN).

@@ -119,4 +119,7 @@ func TestPinnedReset(t *testing.T) {
 	if h.pool.dials != 1 {
 		t.Fatalf("%d dials: the reset connection should have been reused", h.pool.dials)
 	}
+	if n := h.logs.count("The client session was pinned to the database connection [dbConnection=1] for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: " + reasonUserVar); n != 1 {
+		t.Fatalf("%d pin log lines", n)
+	}
 }
