@@ -102,7 +102,7 @@ func Classify(q []byte) Class {
 // statement classifies one statement whose first token is t, consuming it
 // up to its ';'.
 func (c *Class) statement(lx *lexer, t token, single bool) {
-	kw := lx.word(t)
+	kw := lx.keyword(t)
 	switch kw {
 	case "set":
 		c.set(lx)
@@ -110,7 +110,7 @@ func (c *Class) statement(lx *lexer, t token, single bool) {
 	case "use":
 		c.Tracked = true
 	case "drop":
-		if w := lx.word(lx.next()); w == "database" || w == "schema" {
+		if w := lx.keyword(lx.next()); w == "database" || w == "schema" {
 			c.Tracked = true
 		} else if w == "prepare" {
 			c.Pin = first(c.Pin, reasonPrepare)
@@ -118,11 +118,11 @@ func (c *Class) statement(lx *lexer, t token, single bool) {
 	case "prepare", "deallocate":
 		c.Pin = first(c.Pin, reasonPrepare)
 	case "execute":
-		if lx.word(lx.peek()) != "immediate" {
+		if lx.keyword(lx.peek()) != "immediate" {
 			c.Pin = first(c.Pin, reasonPrepare)
 		}
 	case "lock":
-		if w := lx.word(lx.peek()); w == "table" || w == "tables" {
+		if w := lx.keyword(lx.peek()); w == "table" || w == "tables" {
 			c.Pin = first(c.Pin, reasonLock)
 		}
 	case "handler":
@@ -153,7 +153,7 @@ func (c *Class) scan(lx *lexer, kw string) {
 		case tEOF, tSemi:
 			return
 		case tWord:
-			w := lx.word(t)
+			w := lx.keyword(t)
 			switch w {
 			case "temporary":
 				if kw == "create" {
@@ -180,7 +180,7 @@ func (c *Class) scan(lx *lexer, kw string) {
 			prevWord = w
 		case tUserVar:
 			// @x := …, … INTO @x
-			if n := lx.peek(); n.kind == tAssign || prev.kind == tWord && lx.word(prev) == "into" {
+			if n := lx.peek(); n.kind == tAssign || prev.kind == tWord && lx.keyword(prev) == "into" {
 				c.VarPin = first(c.VarPin, reasonUserVar)
 			}
 			prevWord = ""
@@ -439,6 +439,77 @@ func (lx *lexer) quoted(q byte) {
 		}
 	}
 	lx.p = len(s)
+}
+
+// keyword returns t lower-cased if it is one of the words the classifier
+// looks for, else "", without allocating.
+func (lx *lexer) keyword(t token) string {
+	if t.kind != tWord || t.end-t.start > 24 || t.end-t.start < 3 {
+		return ""
+	}
+	var buf [24]byte
+	b := buf[:t.end-t.start]
+	for i, c := range lx.s[t.start:t.end] {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	// Each case returns its constant, so string(b) is compared in place
+	// and never allocated.
+	switch string(b) {
+	case "set":
+		return "set"
+	case "use":
+		return "use"
+	case "drop":
+		return "drop"
+	case "database":
+		return "database"
+	case "schema":
+		return "schema"
+	case "prepare":
+		return "prepare"
+	case "deallocate":
+		return "deallocate"
+	case "execute":
+		return "execute"
+	case "immediate":
+		return "immediate"
+	case "lock":
+		return "lock"
+	case "table":
+		return "table"
+	case "tables":
+		return "tables"
+	case "handler":
+		return "handler"
+	case "create":
+		return "create"
+	case "alter":
+		return "alter"
+	case "kill":
+		return "kill"
+	case "temporary":
+		return "temporary"
+	case "read":
+		return "read"
+	case "sql_calc_found_rows":
+		return "sql_calc_found_rows"
+	case "get_lock":
+		return "get_lock"
+	case "last_insert_id":
+		return "last_insert_id"
+	case "row_count":
+		return "row_count"
+	case "found_rows":
+		return "found_rows"
+	case "into":
+		return "into"
+	case "flush":
+		return "flush"
+	}
+	return ""
 }
 
 // word returns t lower-cased if it is a word (a keyword or name), else "".

@@ -158,3 +158,11 @@ func FuzzClassify(f *testing.F) {
 		splitStatements(string(q))
 	})
 }
+
+func BenchmarkClassify(b *testing.B) {
+	q := []byte("SELECT c FROM sbtest1 WHERE id = 4242 AND k BETWEEN 10 AND 20 ORDER BY c")
+	b.ReportAllocs()
+	for b.Loop() {
+		Classify(q)
+	}
+}
