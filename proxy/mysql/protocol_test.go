@@ -434,3 +434,55 @@ func textVals(vals []any) []string {
 	}
 	return out
 }
+
+// TestCapabilityVariants: clients that negotiated different capabilities
+// get server connections opened like them (CLIENT_FOUND_ROWS changes
+// what an UPDATE reports), even through one connection at a time.
+func TestCapabilityVariants(t *testing.T) {
+	srv := requireMariaDB(t)
+	h := newHarness(t, srv, harnessOpts{maxConns: 1})
+	ctx := ctxT(t, time.Minute)
+	plain := conn(t, ctx, h.open(appUser, appPW, testDB, "interpolateParams=true"))
+	found := conn(t, ctx, h.open(appUser, appPW, testDB, "interpolateParams=true&clientFoundRows=true"))
+	mustExec(t, ctx, plain, "INSERT INTO items (client, n) VALUES (-60, 1)")
+	for range 2 {
+		if n, _ := mustExec(t, ctx, plain, "UPDATE items SET n = 1 WHERE client = -60").RowsAffected(); n != 0 {
+			t.Fatalf("without CLIENT_FOUND_ROWS: %d rows affected", n)
+		}
+		if n, _ := mustExec(t, ctx, found, "UPDATE items SET n = 1 WHERE client = -60").RowsAffected(); n != 1 {
+			t.Fatalf("with CLIENT_FOUND_ROWS: %d rows matched", n)
+		}
+	}
+}
+
+// TestIdleClientTimeout: a client idle longer than IdleClientTimeout is
+// disconnected; its open transaction is rolled back and the connection
+// returned.
+func TestIdleClientTimeout(t *testing.T) {
+	srv := requireMariaDB(t)
+	h := newHarness(t, srv, harnessOpts{mod: func(s *Settings) { s.IdleClientTimeout = 300 * time.Millisecond }})
+	c, err := client.Connect(h.addr, appUser, appPW, testDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, q := range []string{"BEGIN", "INSERT INTO items (client, n) VALUES (-70, 1)"} {
+		if _, err := c.Execute(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		if h.pool.idleCount() != 1 {
+			return fmt.Errorf("connection not returned")
+		}
+		return nil
+	})
+	if _, err := c.Execute("COMMIT"); err == nil {
+		t.Fatal("idle client still connected")
+	}
+	ctx := ctxT(t, 10*time.Second)
+	d := conn(t, ctx, h.open(appUser, appPW, testDB, "interpolateParams=true"))
+	if n := scan1[int](t, ctx, d, "SELECT COUNT(*) FROM items WHERE client = -70"); n != 0 {
+		t.Fatalf("%d rows of the abandoned transaction", n)
+	}
+}
