@@ -6,7 +6,10 @@
 set -eu
 ep=$(aws --endpoint-url "$AWS_ENDPOINT_URL" rds describe-db-proxies --db-proxy-name app-proxy \
   --query 'DBProxies[0].Endpoint' --output text)
-case $ep in *:*) host=${ep%:*} port=${ep##*:} ;; *) host=$ep port=5432 ;; esac
+# A hook runs beside rdslocal: a ports-mode Endpoint (host:port) listens
+# on this machine too, whatever host it advertises; a loopback-mode one is
+# an address on 5432.
+case $ep in *:*) host=localhost port=${ep##*:} ;; *) host=$ep port=5432 ;; esac
 ca=$(mktemp)
 rdslocal ca --endpoint "$AWS_ENDPOINT_URL" > "$ca"
 PGPASSWORD=app-password-1 psql "host=$host port=$port user=app dbname=postgres sslmode=verify-full sslrootcert=$ca" \
