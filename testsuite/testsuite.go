@@ -48,6 +48,12 @@ func WithEnforceIAM() Option { return func(c *server.Config) { c.EnforceIAM = tr
 // WithVerifySignatures turns on --verify-signatures.
 func WithVerifySignatures() Option { return func(c *server.Config) { c.VerifySignatures = true } }
 
+// WithPortRange sets the ports handed to DB instances and ports-mode proxy
+// endpoints (end excluded), e.g. away from other programs' servers.
+func WithPortRange(lo, hi int) Option {
+	return func(c *server.Config) { c.PortMin, c.PortMax = lo, hi }
+}
+
 // WithProxyAddressing chooses "loopback" (default) or "ports" addressing
 // of proxy endpoints.
 func WithProxyAddressing(mode string) Option {
