@@ -22,7 +22,6 @@ package rdslocalcontainer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -250,7 +249,7 @@ func (r readiness) WaitUntilReady(ctx context.Context, target wait.StrategyTarge
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
-	last := errors.New("no answer yet")
+	var last error
 	for {
 		if st, err := target.State(ctx); err == nil && !st.Running {
 			return fmt.Errorf("the container stopped (exit code %d): see its logs", st.ExitCode)
