@@ -28,8 +28,11 @@ if ! docker info >/dev/null 2>&1; then
 		echo "docker/build.sh: installing docker.io" >&2
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 	fi
-	echo "docker/build.sh: starting dockerd (log: /var/log/rdslocal-dockerd.log)" >&2
-	nohup dockerd >/var/log/rdslocal-dockerd.log 2>&1 &
+	# On DOCKER_HOST's socket when it names one, else the default.
+	sock=()
+	case ${DOCKER_HOST:-} in unix://*) sock=(-H "$DOCKER_HOST" --pidfile "${DOCKER_HOST#unix://}.pid") ;; esac
+	echo "docker/build.sh: starting dockerd ${sock[*]} (log: /var/log/rdslocal-dockerd.log)" >&2
+	nohup dockerd "${sock[@]}" >/var/log/rdslocal-dockerd.log 2>&1 &
 	for _ in $(seq 60); do
 		docker info >/dev/null 2>&1 && break
 		sleep 0.5
