@@ -7,7 +7,7 @@ BIN         := bin/rdslocal
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ARGS        ?=
 
-.PHONY: all build run test deps lint fuzz bench clean
+.PHONY: all build run test deps lint fuzz bench clean image image-test
 
 all: build
 
@@ -45,6 +45,19 @@ fuzz:
 # `go run ./cmd/rdslocal-bench -h`).
 bench: build deps
 	ulimit -n 20000 2>/dev/null || true; $(GO) run ./cmd/rdslocal-bench $(BENCH_ARGS)
+
+# The container image (docker/Dockerfile) as rdslocal:latest (IMAGE=…), built
+# from Debian packages and the host's Go toolchain, with no image registry
+# needed; starts dockerd when none answers (as root on Debian). See
+# docker/build.sh.
+image:
+	./docker/build.sh
+
+# Runs the image for real: fixtures, init hook, connections through the
+# published proxy ports with a password and an IAM token, HEALTHCHECK, the CI
+# service-container path and docker/compose.yaml. See docker/image-test.sh.
+image-test: image build
+	./docker/image-test.sh
 
 clean:
 	rm -rf bin

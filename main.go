@@ -41,8 +41,15 @@ func envBool(name string) bool {
 }
 
 func run(args []string) error {
-	if len(args) > 0 && args[0] == "ca" {
-		return printCA(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "ca":
+			return printCA(args[1:])
+		case "wait":
+			return waitReady(args[1:])
+		case "fixtures":
+			return fixtures(args[1:])
+		}
 	}
 	fs := flag.NewFlagSet("rdslocal", flag.ContinueOnError)
 	var cfg server.Config
@@ -50,6 +57,9 @@ func run(args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", env("RDSLOCAL_DATA_DIR", ""), "directory that keeps state across restarts; empty keeps it in memory (RDSLOCAL_DATA_DIR)")
 	ports := fs.String("port-range", env("RDSLOCAL_PORT_RANGE", "4510-4560"), "ports for DB instances and ports-mode proxy endpoints, end excluded (RDSLOCAL_PORT_RANGE)")
 	fs.StringVar(&cfg.ProxyAddressing, "proxy-addressing", env("RDSLOCAL_PROXY_ADDRESSING", "loopback"), "loopback: a 127.0.x.y address per proxy endpoint on the standard port; ports: 127.0.0.1 with a port from the range (RDSLOCAL_PROXY_ADDRESSING)")
+	fs.StringVar(&cfg.AdvertiseHost, "advertise-host", env("RDSLOCAL_ADVERTISE_HOST", ""), "host that ports-mode proxy Endpoint values name instead of 127.0.0.1, e.g. the name of rdslocal's container (RDSLOCAL_ADVERTISE_HOST)")
+	fs.StringVar(&cfg.InitFile, "init-file", env("RDSLOCAL_INIT_FILE", ""), "fixture file (YAML or JSON) applied at start (RDSLOCAL_INIT_FILE)")
+	fs.StringVar(&cfg.InitDir, "init-dir", env("RDSLOCAL_INIT_DIR", ""), "directory whose ready.d/ executables run once the fixtures are ready (RDSLOCAL_INIT_DIR)")
 	fs.StringVar(&cfg.DBBackend, "db-backend", env("RDSLOCAL_DB_BACKEND", "auto"), "what runs behind DB instances: auto (docker when a daemon is healthy, else process), process (local PostgreSQL/MariaDB), docker (containers), none (API records only) (RDSLOCAL_DB_BACKEND)")
 	fs.BoolVar(&cfg.VerifySignatures, "verify-signatures", envBool("RDSLOCAL_VERIFY_SIGNATURES"), "verify the SigV4 signature of every API request (RDSLOCAL_VERIFY_SIGNATURES)")
 	fs.BoolVar(&cfg.EnforceIAM, "enforce-iam", envBool("RDSLOCAL_ENFORCE_IAM"), "enforce IAM: rds-db:connect policies for IAM logins, existing roles for proxies and AssumeRole (RDSLOCAL_ENFORCE_IAM)")
@@ -81,7 +91,7 @@ func run(args []string) error {
 func printCA(args []string) error {
 	fs := flag.NewFlagSet("rdslocal ca", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", env("RDSLOCAL_DATA_DIR", ""), "data directory of the emulator (RDSLOCAL_DATA_DIR)")
-	endpoint := fs.String("endpoint", "http://"+env("RDSLOCAL_LISTEN", "127.0.0.1:4566"), "URL of a running rdslocal, used without a data directory")
+	endpoint := fs.String("endpoint", defaultEndpoint(), "URL of a running rdslocal, used without a data directory (default: AWS_ENDPOINT_URL, else from RDSLOCAL_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -81,6 +81,10 @@ func (d *Directory) IAMService() *api.Service {
 		"DetachRolePolicy":         d.detachRolePolicy,
 		"ListAttachedUserPolicies": d.listAttachedUserPolicies,
 		"ListAttachedRolePolicies": d.listAttachedRolePolicies,
+		"ListPolicies":             d.listPolicies,
+		"GetPolicyVersion":         d.getPolicyVersion,
+		"ListUserPolicies":         d.listUserPolicies,
+		"ListRolePolicies":         d.listRolePolicies,
 	}
 	return &api.Service{Model: m, Handlers: withConstraints(m, h), State: d, StateKey: "iam"}
 }

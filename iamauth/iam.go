@@ -721,6 +721,44 @@ func (d *Directory) getInlinePolicy(c *api.Call, kind string) (any, error) {
 	return xmlGetRolePolicy{RoleName: t.name, PolicyName: p.Name, PolicyDocument: encodeDocument(p.Document)}, nil
 }
 
+type xmlListInline struct {
+	PolicyNames api.List[string]
+	IsTruncated bool
+	Marker      string `xml:",omitempty"`
+}
+
+// listInline lists the names of a user's or role's inline policies (in the
+// order they were put).
+func (d *Directory) listInline(c *api.Call, kind string) (any, error) {
+	var in struct {
+		inlineInput
+		Marker   *string
+		MaxItems *int64
+	}
+	if err := c.Decode(&in); err != nil {
+		return nil, err
+	}
+	who := d.callerOf(c)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	t, err := d.inlineTarget(d.peek(who.Account), kind, in.owner(kind))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(*t.inline))
+	for _, p := range *t.inline {
+		names = append(names, p.Name)
+	}
+	items, next, err := page(names, in.Marker, in.MaxItems)
+	if err != nil {
+		return nil, err
+	}
+	return xmlListInline{PolicyNames: items, IsTruncated: next != "", Marker: next}, nil
+}
+
+func (d *Directory) listUserPolicies(c *api.Call) (any, error) { return d.listInline(c, "user") }
+func (d *Directory) listRolePolicies(c *api.Call) (any, error) { return d.listInline(c, "role") }
+
 func (d *Directory) deleteInlinePolicy(c *api.Call, kind string) (any, error) {
 	var in inlineInput
 	if err := c.Decode(&in); err != nil {
@@ -809,6 +847,84 @@ func (d *Directory) getPolicy(c *api.Call) (any, error) {
 		return nil, noSuchEntity("Policy %s was not found.", in.PolicyArn)
 	}
 	return struct{ Policy xmlPolicy }{d.xmlPolicy(d.peek(who.Account), p, true)}, nil
+}
+
+// listPolicies lists managed policies: the account's own (Scope Local),
+// the AWS managed ones rdslocal knows (AWS), or both (All, the default).
+func (d *Directory) listPolicies(c *api.Call) (any, error) {
+	var in struct {
+		listInput
+		Scope        *string
+		OnlyAttached *bool
+	}
+	if err := c.Decode(&in); err != nil {
+		return nil, err
+	}
+	scope := "All"
+	if in.Scope != nil {
+		scope = *in.Scope
+	}
+	who := d.callerOf(c)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	a := d.peek(who.Account)
+	var list []*managedPolicy
+	if scope != "Local" {
+		list = append(list, &administratorAccess)
+	}
+	if scope != "AWS" {
+		for _, k := range sortedKeys(a.Policies) {
+			list = append(list, a.Policies[k])
+		}
+	}
+	var all []xmlPolicy
+	for _, p := range list {
+		x := d.xmlPolicy(a, p, false)
+		if in.PathPrefix != nil && !strings.HasPrefix(p.Path, *in.PathPrefix) {
+			continue
+		}
+		if in.OnlyAttached != nil && *in.OnlyAttached && x.AttachmentCount == 0 {
+			continue
+		}
+		all = append(all, x)
+	}
+	items, next, err := page(all, in.Marker, in.MaxItems)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Policies    api.List[xmlPolicy]
+		IsTruncated bool
+		Marker      string `xml:",omitempty"`
+	}{items, next != "", next}, nil
+}
+
+// getPolicyVersion returns a managed policy's document. rdslocal keeps one
+// version per policy, v1, the default.
+func (d *Directory) getPolicyVersion(c *api.Call) (any, error) {
+	var in struct{ PolicyArn, VersionId string }
+	if err := c.Decode(&in); err != nil {
+		return nil, err
+	}
+	who := d.callerOf(c)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	p, err := d.visiblePolicy(who.Account, in.PolicyArn)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || in.VersionId != "v1" {
+		return nil, noSuchEntity("Policy %s version %s does not exist or is not attachable.", in.PolicyArn, in.VersionId)
+	}
+	type xmlPolicyVersion struct {
+		Document         string
+		VersionId        string
+		IsDefaultVersion bool
+		CreateDate       string
+	}
+	return struct{ PolicyVersion xmlPolicyVersion }{xmlPolicyVersion{
+		Document: encodeDocument(p.Document), VersionId: "v1", IsDefaultVersion: true, CreateDate: api.ISOTime(p.Created),
+	}}, nil
 }
 
 func (d *Directory) deletePolicy(c *api.Call) (any, error) {

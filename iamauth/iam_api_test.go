@@ -859,3 +859,75 @@ func TestPagination(t *testing.T) {
 		}, "ValidationError", 400, nil, "less than or equal to 1000"},
 	})
 }
+
+// TestReadingPolicies covers the actions that read policies back (what
+// `rdslocal fixtures export` uses): ListPolicies by scope, GetPolicyVersion,
+// ListUserPolicies and ListRolePolicies.
+func TestReadingPolicies(t *testing.T) {
+	c := start(t)
+	mp, err := c.iam.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String("connect"), Path: aws.String("/app/"), PolicyDocument: aws.String(connect)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(mp.Policy.Arn)
+	if _, err := c.iam.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("alice")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("proxy"), AssumeRolePolicyDocument: aws.String(trustDoc)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.iam.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: aws.String("alice"), PolicyArn: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"b-second", "a-first"} {
+		if _, err := c.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("proxy"), PolicyName: aws.String(name), PolicyDocument: aws.String(connect)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct {
+		scope types.PolicyScopeType
+		only  bool
+		want  []string
+	}{
+		{types.PolicyScopeTypeLocal, false, []string{arn}},
+		{types.PolicyScopeTypeAws, false, []string{"arn:aws:iam::aws:policy/AdministratorAccess"}},
+		{types.PolicyScopeTypeAll, false, []string{"arn:aws:iam::aws:policy/AdministratorAccess", arn}},
+		{types.PolicyScopeTypeAll, true, []string{arn}},
+	}
+	for _, tt := range tests {
+		out, err := c.iam.ListPolicies(ctx, &iam.ListPoliciesInput{Scope: tt.scope, OnlyAttached: tt.only})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range out.Policies {
+			got = append(got, aws.ToString(p.Arn))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("ListPolicies(%s, only attached %v) = %v, want %v", tt.scope, tt.only, got, tt.want)
+		}
+	}
+
+	v, err := c.iam.GetPolicyVersion(ctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(arn), VersionId: mp.Policy.DefaultVersionId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := url.QueryUnescape(aws.ToString(v.PolicyVersion.Document))
+	if err != nil || doc != connect || !v.PolicyVersion.IsDefaultVersion {
+		t.Errorf("GetPolicyVersion: document %q (%v), default %v", doc, err, v.PolicyVersion.IsDefaultVersion)
+	}
+	_, err = c.iam.GetPolicyVersion(ctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(arn), VersionId: aws.String("v2")})
+	wantCode(t, err, "NoSuchEntity", 404)
+
+	rp, err := c.iam.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String("proxy")})
+	if err != nil || fmt.Sprint(rp.PolicyNames) != "[b-second a-first]" {
+		t.Errorf("ListRolePolicies = %v, %v; want [b-second a-first]", rp, err)
+	}
+	up, err := c.iam.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String("alice")})
+	if err != nil || len(up.PolicyNames) != 0 {
+		t.Errorf("ListUserPolicies = %v, %v; want none", up, err)
+	}
+	_, err = c.iam.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String("bob")})
+	wantCode(t, err, "NoSuchEntity", 404)
+}

@@ -3,6 +3,7 @@ package rds
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,12 +27,25 @@ func standardPort(family string) int {
 }
 
 // listenAddr is the host:port an endpoint's listener binds: its loopback
-// address on the family's standard port, or the ports-mode address as is.
-func listenAddr(addr, family string) string {
-	if _, _, err := net.SplitHostPort(addr); err == nil {
-		return addr
+// address on the family's standard port, or the ports-mode port on
+// ProxyListenHost (127.0.0.1 by default).
+func (r *RDS) listenAddr(addr, family string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if r.opts.ProxyListenHost != "" {
+			host = r.opts.ProxyListenHost
+		}
+		return net.JoinHostPort(host, port)
 	}
 	return net.JoinHostPort(addr, strconv.Itoa(standardPort(family)))
+}
+
+// advertised is the Endpoint value of a proxy endpoint address: a
+// ports-mode address names AdvertiseHost when one is set.
+func (r *RDS) advertised(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil && r.opts.AdvertiseHost != "" {
+		return net.JoinHostPort(r.opts.AdvertiseHost, port)
+	}
+	return addr
 }
 
 // proxyDNSNames are the AWS-style names of a proxy endpoint, for its
@@ -84,10 +98,19 @@ func (r *RDS) dataPlaneSpecs() []dp.ProxySpec {
 }
 
 func (r *RDS) endpointSpec(st *regionState, p *proxy, name, addr, role string) dp.EndpointSpec {
-	listen := listenAddr(addr, p.EngineFamily)
-	advertised := []string{listen}
-	if host, port, err := net.SplitHostPort(listen); err == nil && host == "127.0.0.1" {
-		advertised = append(advertised, net.JoinHostPort("localhost", port))
+	listen := r.listenAddr(addr, p.EngineFamily)
+	// The addresses clients may dial (and sign IAM tokens for): the
+	// Endpoint, and for a ports-mode address also 127.0.0.1 and localhost
+	// (clients beside rdslocal, such as init hooks in its container).
+	advertised := []string{r.advertised(addr)}
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		for _, h := range []string{"127.0.0.1", "localhost"} {
+			if a := net.JoinHostPort(h, port); !slices.Contains(advertised, a) {
+				advertised = append(advertised, a)
+			}
+		}
+	} else {
+		advertised[0] = listen
 	}
 	dnsName := ""
 	if name != "default" {

@@ -13,7 +13,7 @@ func (r *RDS) endpointXML(st *regionState, ep *proxyEndpoint, status string) xml
 	return xmlDBProxyEndpoint{
 		DBProxyEndpointName: ep.Name, DBProxyEndpointArn: arn(st.Region, st.Account, "db-proxy-endpoint:"+ep.ID),
 		DBProxyName: ep.Proxy, Status: status, VpcId: vpcOf(ep.VpcSubnetIds),
-		VpcSecurityGroupIds: ep.VpcSecurityGroupIds, VpcSubnetIds: ep.VpcSubnetIds, Endpoint: ep.Address,
+		VpcSecurityGroupIds: ep.VpcSecurityGroupIds, VpcSubnetIds: ep.VpcSubnetIds, Endpoint: r.advertised(ep.Address),
 		CreatedDate: api.ISOTime(ep.Created), TargetRole: ep.TargetRole, EndpointNetworkType: ep.EndpointNetworkType,
 	}
 }
@@ -24,7 +24,7 @@ func (r *RDS) defaultEndpointXML(p *proxy) xmlDBProxyEndpoint {
 	return xmlDBProxyEndpoint{
 		DBProxyEndpointName: defaultEndpointName, DBProxyName: p.Name, Status: "available",
 		VpcId: vpcOf(p.VpcSubnetIds), VpcSecurityGroupIds: p.VpcSecurityGroupIds, VpcSubnetIds: p.VpcSubnetIds,
-		Endpoint: p.Address, CreatedDate: api.ISOTime(p.Created), TargetRole: "READ_WRITE", IsDefault: true,
+		Endpoint: r.advertised(p.Address), CreatedDate: api.ISOTime(p.Created), TargetRole: "READ_WRITE", IsDefault: true,
 		EndpointNetworkType: p.EndpointNetworkType,
 	}
 }

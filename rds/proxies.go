@@ -125,7 +125,7 @@ func (r *RDS) proxyXML(st *regionState, p *proxy, status string) xmlDBProxy {
 		EngineFamily: p.EngineFamily, VpcId: vpcOf(p.VpcSubnetIds),
 		VpcSecurityGroupIds: p.VpcSecurityGroupIds, VpcSubnetIds: p.VpcSubnetIds,
 		DefaultAuthScheme: p.DefaultAuthScheme, Auth: auth, RoleArn: p.RoleArn,
-		Endpoint: p.Address, RequireTLS: p.RequireTLS, IdleClientTimeout: p.IdleClientTimeout,
+		Endpoint: r.advertised(p.Address), RequireTLS: p.RequireTLS, IdleClientTimeout: p.IdleClientTimeout,
 		DebugLogging: p.DebugLogging, CreatedDate: api.ISOTime(p.Created), UpdatedDate: api.ISOTime(p.Updated),
 		EndpointNetworkType: p.EndpointNetworkType, TargetConnectionNetworkType: p.TargetConnectionNetworkType,
 	}

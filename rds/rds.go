@@ -14,6 +14,15 @@ import (
 type Options struct {
 	// ProxyAddressing is "loopback" or "ports" (see addressing.go).
 	ProxyAddressing string
+	// ProxyListenHost is the host ports-mode proxy endpoints listen on
+	// (default 127.0.0.1; 0.0.0.0 in a container whose ports are
+	// published).
+	ProxyListenHost string
+	// AdvertiseHost, when set, replaces 127.0.0.1 in the Endpoint of
+	// ports-mode proxy endpoints: the host clients reach the published
+	// ports at. IAM tokens signed for it, for 127.0.0.1 and for localhost
+	// validate, and endpoint certificates name it.
+	AdvertiseHost string
 	// PortMin and PortMax bound the ports handed out (end excluded).
 	PortMin, PortMax int
 	// Engines runs the real servers behind DB instances; nil keeps

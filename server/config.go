@@ -19,8 +19,18 @@ type Config struct {
 	PortMin, PortMax int
 	// ProxyAddressing is "loopback" (each proxy endpoint gets its own
 	// 127.0.x.y address on the engine's standard port) or "ports"
-	// (127.0.0.1 with a port from the range).
+	// (a port from the range, on the host of Listen).
 	ProxyAddressing string
+	// AdvertiseHost, when set, is the host ports-mode proxy Endpoint
+	// values name instead of 127.0.0.1: where clients reach the published
+	// ports (inside a container, the name other containers or the host
+	// use).
+	AdvertiseHost string
+	// InitFile is a fixture file (package fixture) applied at start.
+	InitFile string
+	// InitDir holds ready.d/, whose executable files run in order once the
+	// fixtures are ready.
+	InitDir string
 	// DBBackend chooses what runs behind DB instances: "auto" (a
 	// container when a Docker daemon is healthy, else a local process),
 	// "process", "docker", or "none" (instances are API records only).

@@ -21,4 +21,21 @@
 //
 // One slog line is logged per request with service, action, status and
 // duration.
+//
+// # Start-up: fixtures, hooks, readiness
+//
+// With Config.InitFile, New parses the fixture file (package fixture) and
+// refuses to start when it cannot be right. Serve then, in the background
+// (init.go):
+//
+//  1. applies the file through InProcessConfig: AWS SDK clients whose
+//     transport hands each request to this server's router, so a fixture
+//     takes the path of any API request (steps 1–5 above, logged at debug
+//     level), and waits until its resources are ready;
+//  2. runs the executables below <InitDir>/ready.d in order, with
+//     AWS_ENDPOINT_URL (the listener) and test credentials set, their
+//     output in the log;
+//  3. is ready. Health (GET /_rdslocal/health) reports the phase and every
+//     fixture's and hook's progress all along; a failure stops at step 1
+//     or after step 2 and is reported there too.
 package server

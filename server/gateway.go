@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -43,7 +44,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	req := &request{id: uuid.NewString(), region: DefaultRegion}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
-		s.log.Info("request", "service", req.service, "action", req.action,
+		// Requests the server makes itself (fixtures) log at debug level;
+		// the fixture applier logs what they did.
+		level := slog.LevelInfo
+		if r.Context().Value(quietKey{}) != nil {
+			level = slog.LevelDebug
+		}
+		s.log.Log(r.Context(), level, "request", "service", req.service, "action", req.action,
 			"status", rec.status, "duration", time.Since(start).Round(time.Microsecond), "request_id", req.id)
 	}()
 	req.json = r.Method == http.MethodPost && r.Header.Get("X-Amz-Target") != ""

@@ -16,6 +16,7 @@ import (
 	"github.com/rdslocal/rdslocal/acmcert"
 	"github.com/rdslocal/rdslocal/api"
 	"github.com/rdslocal/rdslocal/engine"
+	"github.com/rdslocal/rdslocal/fixture"
 	"github.com/rdslocal/rdslocal/iamauth"
 	"github.com/rdslocal/rdslocal/proxy"
 	"github.com/rdslocal/rdslocal/rds"
@@ -42,6 +43,8 @@ type Server struct {
 	acm       *acmcert.ACM
 	proxies   *proxy.Manager
 	engines   *engine.Manager // nil with --db-backend none
+	init      initState
+	initWG    sync.WaitGroup
 }
 
 // engineAdapter gives the RDS front-end the engine layer's operations.
@@ -68,6 +71,19 @@ func New(cfg Config) (*Server, error) {
 		byVersion: map[string]*api.Service{},
 		saveMu:    map[string]*sync.Mutex{},
 	}
+	s.init.phase = PhaseReady
+	if cfg.InitFile != "" || cfg.InitDir != "" {
+		s.init.phase = PhaseFixtures
+	}
+	if cfg.InitFile != "" {
+		// A file that cannot be right stops the start here, before
+		// anything runs.
+		f, err := fixture.ReadFile(cfg.InitFile)
+		if err != nil {
+			return nil, err
+		}
+		s.init.file, s.init.progress = f, fixture.NewProgress(f)
+	}
 	caDir := ""
 	if cfg.DataDir != "" {
 		caDir = filepath.Join(cfg.DataDir, "ca")
@@ -82,6 +98,8 @@ func New(cfg Config) (*Server, error) {
 	sec := secrets.New()
 	rdsOpts := rds.Options{
 		ProxyAddressing: cfg.ProxyAddressing,
+		ProxyListenHost: listenHost(cfg.Listen),
+		AdvertiseHost:   cfg.AdvertiseHost,
 		PortMin:         cfg.PortMin,
 		PortMax:         cfg.PortMax,
 		Logger:          cfg.Logger,
@@ -207,6 +225,9 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/_localstack/health", s.serveHealth).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/_rdslocal/reset", s.serveReset).Methods(http.MethodPost)
 	r.HandleFunc("/_rdslocal/ca.pem", s.serveCA).Methods(http.MethodGet, http.MethodHead)
+	for _, p := range []string{"/_rdslocal/init", "/_localstack/init", "/_rdslocal/init/{stage}", "/_localstack/init/{stage}"} {
+		r.HandleFunc(p, s.serveInit).Methods(http.MethodGet)
+	}
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(http.MethodGet)
 	r.HandleFunc("/", s.serveAPI).Methods(http.MethodPost, http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -221,12 +242,21 @@ func (s *Server) routes() *mux.Router {
 // Handler is the HTTP handler of the whole API, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.router }
 
+// serveHealth answers LocalStack's health document (always 200, as
+// LocalStack), with whether start-up is done: Ready, and Init with every
+// fixture's and hook's progress.
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Health())
+}
+
+// Health returns the document the health endpoint answers.
+func (s *Server) Health() Health {
 	states := map[string]string{}
 	for name := range s.services {
 		states[name] = "running"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": states, "edition": "rdslocal", "version": Version})
+	st := s.initStatus()
+	return Health{Services: states, Edition: "rdslocal", Version: Version, Ready: st.State == PhaseReady, Init: st}
 }
 
 // serveCA returns the local CA certificate that signs every proxy endpoint
@@ -281,11 +311,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("rdslocal listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	initCtx, stopInit := context.WithCancel(ctx)
+	defer stopInit()
+	if s.init.phase != PhaseReady {
+		s.initWG.Add(1)
+		go func() {
+			defer s.initWG.Done()
+			s.initialize(initCtx, apiURLFor(ln.Addr()))
+		}()
+	}
 	select {
 	case err := <-errc:
+		stopInit()
+		s.initWG.Wait()
 		return err
 	case <-ctx.Done():
 	}
+	s.initWG.Wait()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := hs.Shutdown(shutCtx)
@@ -310,6 +352,16 @@ func (s *Server) Close() {
 			s.log.Warn("stopping database servers", "err", err)
 		}
 	}
+}
+
+// listenHost is the host of the API address; ports-mode proxy endpoints
+// listen there too, so publishing a container's ports reaches both.
+func listenHost(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return "127.0.0.1"
+	}
+	return host
 }
 
 // openForServiceUsers makes the data directory searchable (o+x, not

@@ -2,12 +2,15 @@ package testsuite
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -45,6 +48,28 @@ func WithEnforceIAM() Option { return func(c *server.Config) { c.EnforceIAM = tr
 // WithVerifySignatures turns on --verify-signatures.
 func WithVerifySignatures() Option { return func(c *server.Config) { c.VerifySignatures = true } }
 
+// WithPortRange sets the ports handed to DB instances and ports-mode proxy
+// endpoints (end excluded), e.g. away from other programs' servers.
+func WithPortRange(lo, hi int) Option {
+	return func(c *server.Config) { c.PortMin, c.PortMax = lo, hi }
+}
+
+// WithProxyAddressing chooses "loopback" (default) or "ports" addressing
+// of proxy endpoints.
+func WithProxyAddressing(mode string) Option {
+	return func(c *server.Config) { c.ProxyAddressing = mode }
+}
+
+// WithAdvertiseHost sets --advertise-host.
+func WithAdvertiseHost(host string) Option { return func(c *server.Config) { c.AdvertiseHost = host } }
+
+// WithInitFile applies a fixture file at start (--init-file); WaitReady
+// waits for it.
+func WithInitFile(path string) Option { return func(c *server.Config) { c.InitFile = path } }
+
+// WithInitDir runs the ready.d hooks below dir at start (--init-dir).
+func WithInitDir(dir string) Option { return func(c *server.Config) { c.InitDir = dir } }
+
 // WithLogger sends the server's log to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(c *server.Config) { c.Logger = l } }
 
@@ -80,6 +105,28 @@ func Start(tb testing.TB, opts ...Option) *Emulator {
 		Server:    srv,
 		AWSConfig: Config(url, "test", "test"),
 		stop:      stop,
+	}
+}
+
+// WaitReady waits until start-up is done (fixtures ready, init hooks
+// run), as `rdslocal wait` does, and returns the final health document. It
+// returns an error when start-up failed, or when ctx ends first.
+func (e *Emulator) WaitReady(ctx context.Context) (server.Health, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		h := e.Server.Health()
+		switch {
+		case h.Ready:
+			return h, nil
+		case h.Init.State == server.PhaseFailed:
+			return h, fmt.Errorf("start-up failed: %s", strings.Join(h.Init.Errors, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return h, fmt.Errorf("not ready: %w (init state %s)", ctx.Err(), h.Init.State)
+		case <-t.C:
+		}
 	}
 }
 

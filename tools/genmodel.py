@@ -24,7 +24,8 @@ OPS = {
         DeleteAccessKey CreateRole GetRole ListRoles DeleteRole PutUserPolicy GetUserPolicy
         DeleteUserPolicy PutRolePolicy GetRolePolicy DeleteRolePolicy CreatePolicy GetPolicy
         DeletePolicy AttachUserPolicy DetachUserPolicy AttachRolePolicy DetachRolePolicy
-        ListAttachedUserPolicies ListAttachedRolePolicies"""),
+        ListAttachedUserPolicies ListAttachedRolePolicies ListPolicies GetPolicyVersion
+        ListUserPolicies ListRolePolicies"""),
     "sts": ("2011-06-15", "GetCallerIdentity AssumeRole GetSessionToken"),
 }
 
