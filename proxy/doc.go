@@ -72,7 +72,10 @@
 //     proxy tracks them per connection), so pools are not split by them;
 //     server parameters that differ from what the client has seen are sent
 //     to it as ParameterStatus before the response.
-//  7. Messages are forwarded as whole frames through buffered writers;
+//  7. Messages are forwarded as whole frames through buffered writers,
+//     flushed to the server when the proxy would wait for more from the
+//     client (so the server sees the client's timing: statement_timeout
+//     runs from the first message of a request, as it does directly);
 //     responses are relayed inline on the same goroutine until every pending
 //     request is answered (the pending queue mirrors the server's order:
 //     ReadyForQuery ends Query/Sync, completions end Parse/Bind/Describe/
@@ -94,7 +97,12 @@
 //     later Bind lands on another backend. A backend keeps at most
 //     Limits.PreparedPerConnection statements: between transactions the
 //     least recently used are closed (injected Close, CloseComplete
-//     swallowed). After an error in the extended protocol the session skips
+//     swallowed). A pinned session's later named statements are not
+//     interned: its Parse goes to its backend under the client's own name,
+//     as on a direct connection. A SQL DEALLOCATE naming one of the
+//     session's interned statements is sent as a DEALLOCATE of its global
+//     name, and the session forgets the name (restored if the server fails
+//     the DEALLOCATE). After an error in the extended protocol the session skips
 //     the client's messages up to Sync (Query included), as the server does,
 //     and undoes the skipped Parse/Close of named statements, newest first.
 //     COPY FROM STDIN run by Execute: the Sync already sent behind it is

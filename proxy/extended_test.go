@@ -56,12 +56,27 @@ type step struct {
 	want []string // the next messages, in order; none: read nothing
 }
 
+// pause is a pseudo-message for scripts: what was sent before it is
+// flushed, then the script waits.
+type pause time.Duration
+
+func (pause) Frontend()                       {}
+func (pause) Decode([]byte) error             { return nil }
+func (pause) Encode(b []byte) ([]byte, error) { return b, nil }
+
 // runScript plays steps on a connection and returns what it received.
 func runScript(ctx context.Context, t *testing.T, name, dsn string, steps []step) [][]string {
 	fe, conn := scriptConn(ctx, t, dsn)
 	var got [][]string
 	for i, st := range steps {
 		for _, m := range st.send {
+			if p, ok := m.(pause); ok {
+				if err := fe.Flush(); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				time.Sleep(time.Duration(p))
+				continue
+			}
 			fe.Send(m)
 		}
 		if err := fe.Flush(); err != nil {
@@ -100,6 +115,7 @@ func TestExtendedProtocolEdges(t *testing.T) {
 	flush := &pgproto3.Flush{}
 	closeS := func(name string) *pgproto3.Close { return &pgproto3.Close{ObjectType: 'S', Name: name} }
 	query := func(q string) *pgproto3.Query { return &pgproto3.Query{String: q} }
+	describeS := func(name string) *pgproto3.Describe { return &pgproto3.Describe{ObjectType: 'S', Name: name} }
 	after := step{[]pgproto3.FrontendMessage{query("SELECT 42")}, []string{"RowDescription", "DataRow 42", "CommandComplete", "Z I"}}
 	cases := []struct {
 		name  string
@@ -169,6 +185,37 @@ func TestExtendedProtocolEdges(t *testing.T) {
 			{[]pgproto3.FrontendMessage{bind("nosuch"), exec, parse("b", "SELECT 5"), sync}, []string{"Error 26000", "Z I"}},
 			{[]pgproto3.FrontendMessage{bind("b"), exec, sync}, []string{"Error 26000", "Z I"}},
 			{[]pgproto3.FrontendMessage{parse("b", "SELECT 5"), bind("b"), exec, sync}, []string{"ParseComplete", "BindComplete", "DataRow 5", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"statement timeout between Parse and Describe", []step{
+			{[]pgproto3.FrontendMessage{query("SET statement_timeout = '100ms'")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("to1", "SELECT $1::varchar"), pause(300 * time.Millisecond), describeS("to1"), sync},
+				[]string{"ParseComplete", "Error 57014", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SET statement_timeout = 0")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM pg_prepared_statements WHERE name = 'to1'")},
+				[]string{"RowDescription", "DataRow 1", "CommandComplete", "Z I"}},
+		}},
+		{"a pinned session's statements keep their names", []step{
+			{[]pgproto3.FrontendMessage{query("SET work_mem = '8MB'")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("mine", "SELECT 3"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM pg_prepared_statements WHERE name = 'mine'")},
+				[]string{"RowDescription", "DataRow 1", "CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("EXECUTE mine")}, []string{"RowDescription", "DataRow 3", "CommandComplete", "Z I"}},
+		}},
+		{"SQL DEALLOCATE of a protocol-level statement", []step{
+			{[]pgproto3.FrontendMessage{parse("ps", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("DEALLOCATE ps")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{closeS("ps"), sync}, []string{"CloseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("ps", "SELECT 2"), bind("ps"), exec, sync},
+				[]string{"ParseComplete", "BindComplete", "DataRow 2", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"SQL DEALLOCATE PREPARE, then Parse of the name with new text", []step{
+			{[]pgproto3.FrontendMessage{parse("ps2", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query(`deallocate prepare "ps2";`)}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("ps2", "SELECT 2"), bind("ps2"), exec, sync},
+				[]string{"ParseComplete", "BindComplete", "DataRow 2", "CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("DEALLOCATE nosuch")}, []string{"Error 26000", "Z I"}},
 			after,
 		}},
 		{"error inside a transaction block", []step{

@@ -71,6 +71,16 @@ func (s *session) loop() {
 	for {
 		var deadline time.Time
 		if !s.cr.PeekReady() {
+			// About to wait for the client: what it sent so far goes to
+			// the server now, so the server sees the client's own timing
+			// (statement_timeout runs from the first message of an
+			// extended-protocol request, not from its Sync).
+			if s.b != nil && s.b.w.Buffered() > 0 {
+				if err := s.b.w.Flush(); err != nil {
+					s.backendLost(err)
+					return
+				}
+			}
 			if idle > 0 {
 				deadline = time.Now().Add(idle)
 			}
@@ -133,10 +143,7 @@ func (s *session) loop() {
 		if err != nil {
 			var be backendError
 			if errors.As(err, &be) {
-				s.broken = true
-				if !s.fatal && !s.killed.Load() {
-					s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", be.error)
-				}
+				s.backendLost(be.error)
 			} else {
 				var ce clientError
 				if errors.As(err, &ce) && len(s.pending) > 0 {
@@ -156,6 +163,15 @@ func (s *session) loop() {
 			}
 			s.releaseBuffers()
 		}
+	}
+}
+
+// backendLost ends the session after its server connection failed: the
+// client gets FATAL 08006 unless the server's own FATAL reached it.
+func (s *session) backendLost(err error) {
+	s.broken = true
+	if !s.fatal && !s.killed.Load() {
+		s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", err)
 	}
 }
 
@@ -214,14 +230,22 @@ func (s *session) handle(typ byte, body []byte) error {
 		if err != nil {
 			return s.protocolViolation("malformed Query message")
 		}
-		s.classify(pg.Classify(q), len(q))
+		c := pg.Classify(q)
+		s.classify(c, len(q))
 		s.debugSQL(q)
 		em.QueryRequests.Add(1)
 		s.countTLS()
 		b.unnamed = nil
 		s.unnamed = nil
+		p := pend{kind: pkQuery}
+		if c&pg.ClassPrepare != 0 {
+			if sql, st, name := s.deallocate(q); st != nil {
+				body = pg.AppendQuery(s.out[:0], sql)[5:]
+				p.st, p.name = st, name
+			}
+		}
 		s.forward(typ, body)
-		s.pending = append(s.pending, pend{kind: pkQuery})
+		s.pending = append(s.pending, p)
 		return s.flushAndRelay()
 	case pg.MsgParse:
 		return s.handleParse(body)
@@ -377,6 +401,11 @@ func (s *session) handleParse(body []byte) error {
 		}
 		s.classify(st.class, len(query))
 		s.unnamed, b.unnamed = st, st
+		if st.class&pg.ClassPrepare != 0 {
+			if sql, dst, _ := s.deallocate(query); dst != nil {
+				body = pg.AppendParse(s.out[:0], "", []byte(sql), params)[5:]
+			}
+		}
 		s.forward(pg.MsgParse, body)
 		s.pending = append(s.pending, pend{kind: pkParse, unnamed: true})
 		return nil
@@ -391,11 +420,17 @@ func (s *session) handleParse(body []byte) error {
 		s.pending = append(s.pending, pend{kind: pkParseDup, name: string(name)})
 		return nil
 	}
+	if s.pinned {
+		return s.parseOwnName(name, query, params, body)
+	}
 	st := s.p.regs.get(query, params, s.m.cfg.Limits.RegistryStatements)
 	if st.big {
 		s.pin(reasonTextSize)
 	}
 	s.classify(st.class, 0)
+	if s.pinned {
+		return s.parseOwnName(name, query, params, body)
+	}
 	s.stmts[string(name)] = st
 	if _, ok := b.prepared[st.id]; ok {
 		b.touch(st.id)
@@ -406,6 +441,43 @@ func (s *session) handleParse(body []byte) error {
 	b.touch(st.id)
 	s.pending = append(s.pending, pend{kind: pkParse, st: st, name: string(name)})
 	return nil
+}
+
+// parseOwnName forwards a named Parse of a pinned session unchanged: the
+// backend is the session's for good, so its statements live under the
+// client's own names, as on a direct connection (visible in
+// pg_prepared_statements, usable by SQL EXECUTE and DEALLOCATE, failing
+// exactly where the server fails them).
+func (s *session) parseOwnName(name, query, params, body []byte) error {
+	c := pg.Classify(query)
+	s.classify(c, len(query))
+	if c&pg.ClassPrepare != 0 {
+		if sql, st, _ := s.deallocate(query); st != nil {
+			body = pg.AppendParse(s.out[:0], string(name), []byte(sql), params)[5:]
+		}
+	}
+	s.forward(pg.MsgParse, body)
+	s.pending = append(s.pending, pend{kind: pkParse})
+	return nil
+}
+
+// deallocate applies a client's SQL DEALLOCATE of a statement it prepared
+// with the protocol (which the backend holds under its global name): the
+// SQL to send instead, and the statement and client name it deallocates,
+// which the session forgets now (and restores if the server fails the
+// statement). st is nil when q is not such a statement.
+func (s *session) deallocate(q []byte) (sql string, st *stmt, name string) {
+	name, ok := pg.DeallocateName(q)
+	if !ok {
+		return "", nil, ""
+	}
+	st = s.stmts[name]
+	if st == nil {
+		return "", nil, ""
+	}
+	delete(s.stmts, name)
+	delete(s.b.prepared, st.id)
+	return "DEALLOCATE " + st.name, st, name
 }
 
 // ensure prepares st on the backend if it lacks it (lazy re-prepare).
@@ -524,6 +596,11 @@ func (s *session) relay() error {
 					e.Message = `prepared statement "` + s.pending[0].name + `" already exists`
 					body = pg.AppendErrorResponse(s.out[:0], e)[5:]
 				}
+			}
+			if p := s.pending[0]; p.kind == pkQuery && p.st != nil {
+				// The DEALLOCATE failed: the statement is still there.
+				s.stmts[p.name] = p.st
+				b.touch(p.st.id)
 			}
 			if !head.endsAtZ() {
 				s.dropUntilSync()
