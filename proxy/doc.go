@@ -120,7 +120,15 @@
 //     session was pinned to the database connection [dbConnection=N] for
 //     the remainder of the session. … Reason: …" and counts in
 //     DatabaseConnectionsCurrentlySessionPinned. (RDS's 2023 list also
-//     names nextval/setval; the emulator does not pin on them.)
+//     names nextval/setval; the emulator does not pin on them.) While a
+//     pinned session waits for its client, a goroutine waits (reading
+//     nothing) for its backend to become readable and wakes the session,
+//     which relays what the server sent on its own as it arrives:
+//     NotificationResponse for its LISTEN, NoticeResponse, ParameterStatus,
+//     or the FATAL of a terminated backend (the session then ends). A
+//     session that is not pinned holds no backend between transactions; one
+//     waiting inside a transaction gets such messages with its next
+//     response.
 //  11. End: a pinned backend is reset (ROLLBACK if needed, DISCARD ALL, the
 //     InitQuery again) or closed after LOAD; a backend left in a transaction
 //     by a vanished client is rolled back and returned; a backend that was
@@ -138,7 +146,7 @@
 //
 // An idle session holds its goroutine (started after the handshake, so the
 // stack TLS and SCRAM grew is not kept), a 1 KiB read buffer and its small
-// state; the 16 KiB read buffer (pg.Reader's pool) and the 16 KiB client
+// state (an idle pinned session also its watching goroutine); the 16 KiB read buffer (pg.Reader's pool) and the 16 KiB client
 // writer (clientWriters) are taken per request and given back when it ends.
 //
 // # Limits

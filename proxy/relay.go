@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/rdslocal/rdslocal/proxy/pg"
@@ -90,12 +91,31 @@ func (s *session) loop() {
 				deadline = lifeEnd
 			}
 			s.conn.SetReadDeadline(deadline)
+			if s.pinned && s.b != nil && len(s.pending) == 0 && s.lastZ != 0 {
+				if s.b.r.Buffered() > 0 {
+					// Sent right after the last response.
+					if !s.relayAsync() {
+						return
+					}
+					continue
+				}
+				s.startWatch()
+			}
 		}
 		typ, n, err := s.cr.Header()
-		if !deadline.IsZero() {
+		fired := s.stopWatch()
+		if !deadline.IsZero() || fired {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
+			if fired && errors.Is(err, os.ErrDeadlineExceeded) {
+				// The backend has something to say while the client waits.
+				s.cr.ClearTimeout()
+				if !s.relayAsync() {
+					return
+				}
+				continue
+			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.killed.Load() {
 				if deadline.Equal(lifeEnd) {
 					s.sendFatal("57P01", "terminating connection because it reached RDS Proxy's maximum client connection life (%s)", s.m.cfg.Limits.ClientMaxAge)
@@ -164,6 +184,97 @@ func (s *session) loop() {
 			s.releaseBuffers()
 		}
 	}
+}
+
+// watch is a wait for the held backend to become readable while the
+// session waits for its client (see startWatch).
+type watch struct {
+	done  chan struct{}
+	fired atomic.Bool
+}
+
+// startWatch makes a pinned session that waits for its client notice what
+// its backend sends meanwhile (NotificationResponse for its LISTEN,
+// NoticeResponse, ParameterStatus, the FATAL of a terminated backend): a
+// goroutine waits, without reading, until the backend is readable and then
+// wakes the session by expiring the client read deadline; the session
+// relays the messages itself. One goroutine per wait of a pinned session,
+// none for sessions that are not pinned.
+func (s *session) startWatch() {
+	w := &watch{done: make(chan struct{})}
+	s.watch = w
+	conn := s.b.conn
+	go func() {
+		defer close(w.done)
+		if waitReadable(conn) == nil {
+			w.fired.Store(true)
+			s.conn.SetReadDeadline(time.Now())
+		}
+	}()
+}
+
+// stopWatch ends the session's watch, if any, and reports whether it saw
+// the backend readable (the client read deadline is then expired).
+func (s *session) stopWatch() bool {
+	w := s.watch
+	if w == nil {
+		return false
+	}
+	s.watch = nil
+	conn := s.b.conn
+	conn.SetReadDeadline(time.Now())
+	<-w.done
+	conn.SetReadDeadline(time.Time{})
+	return w.fired.Load()
+}
+
+// relayAsync forwards what an idle backend sent on its own: notifications,
+// notices, parameter changes, and a FATAL (after which the session ends,
+// as the server ends the connection). Anything else breaks the session. It
+// reports whether the session goes on.
+func (s *session) relayAsync() bool {
+	err := s.relayAsyncMessages()
+	var be backendError
+	if errors.As(err, &be) && !s.fatal {
+		s.backendLost(be.error)
+	}
+	return err == nil
+}
+
+func (s *session) relayAsyncMessages() error {
+	b := s.b
+	s.writer()
+	defer s.releaseBuffers()
+	for {
+		typ, body, err := b.r.Next()
+		if err != nil {
+			return backendError{err}
+		}
+		switch typ {
+		case pg.MsgNotification, pg.MsgNotice:
+		case pg.MsgParameterStatus:
+			s.noteParam(body)
+		case pg.MsgErrorResponse:
+			if isFatal(body) {
+				s.fatal = true
+			}
+		default:
+			return backendError{fmt.Errorf("unexpected message %q from an idle server connection", typ)}
+		}
+		if err := pg.WriteMessage(s.cw, typ, body); err != nil {
+			return clientError{err}
+		}
+		if s.fatal || b.alive() {
+			break
+		}
+	}
+	if err := s.cw.Flush(); err != nil {
+		return clientError{err}
+	}
+	if s.fatal {
+		return errors.New("server ended the connection")
+	}
+	return nil
 }
 
 // backendLost ends the session after its server connection failed: the
@@ -609,17 +720,7 @@ func (s *session) relay() error {
 				s.skipping = len(s.pending) == 0
 			}
 		case pg.MsgParameterStatus:
-			before := b.params
-			name, value := b.noteParam(body)
-			if s.seen != nil && name != "" {
-				s.seen[name] = value
-				// seen still equals the backend's set only if it did before.
-				if s.seenSet == before {
-					s.seenSet = b.params
-				} else {
-					s.seenSet = nil
-				}
-			}
+			s.noteParam(body)
 		case pg.MsgParseComplete:
 			if head == pkParseInj {
 				s.pop()
@@ -669,6 +770,22 @@ func (s *session) relay() error {
 			if extended {
 				return nil
 			}
+		}
+	}
+}
+
+// noteParam records a ParameterStatus the client is about to see.
+func (s *session) noteParam(body []byte) {
+	b := s.b
+	before := b.params
+	name, value := b.noteParam(body)
+	if s.seen != nil && name != "" {
+		s.seen[name] = value
+		// seen still equals the backend's set only if it did before.
+		if s.seenSet == before {
+			s.seenSet = b.params
+		} else {
+			s.seenSet = nil
 		}
 	}
 }

@@ -82,6 +82,8 @@ type session struct {
 	broken   bool // the held backend is mid-message or gone
 	fatal    bool // a FATAL from the server was forwarded
 
+	watch *watch // while a pinned session waits for its client
+
 	inBatch  bool
 	reqStart time.Time
 	dbStart  time.Time
@@ -141,6 +143,9 @@ func (s *session) serve(done func()) {
 // resources.
 func (s *session) finish() {
 	s.cancel()
+	if s.watch != nil {
+		s.stopWatch()
+	}
 	if b := s.b; b != nil {
 		reusable := false
 		switch {
