@@ -81,7 +81,11 @@
 //     ReadyForQuery ends Query/Sync, completions end Parse/Bind/Describe/
 //     Execute/Close, an error drops everything up to the next Sync). DataRow
 //     and CopyData are streamed. COPY FROM STDIN switches to reading the
-//     client until CopyDone/CopyFail.
+//     client until CopyDone/CopyFail, while a watch on the backend (one
+//     goroutine for the COPY) brings back to the relay what the server
+//     says meanwhile, so that its ErrorResponse stops a client that is
+//     still streaming (the server drops the COPY messages after it, and so
+//     does the session).
 //  8. The backend goes back to the pool at ReadyForQuery 'I' (decided by the
 //     protocol, never by keywords), unless the session is pinned.
 //  9. Prepared statements (PgBouncer's design): a named Parse is interned

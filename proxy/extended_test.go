@@ -175,6 +175,20 @@ func TestExtendedProtocolEdges(t *testing.T) {
 			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyFail{Message: "changed my mind"}, sync}, []string{"Error 57014", "Z I"}},
 			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_f")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
 		}},
+		{"copy from stdin failed by the server while the client waits", []step{
+			{[]pgproto3.FrontendMessage{query("CREATE TEMP TABLE copy_w (x int)")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("COPY copy_w FROM STDIN")}, []string{"CopyInResponse"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\nx\n")}}, []string{"Error 22P02", "Z I"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("2\n")}, &pgproto3.CopyDone{}}, nil},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_w")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
+		}},
+		{"copy from stdin through execute, failed by the server while the client waits", []step{
+			{[]pgproto3.FrontendMessage{query("CREATE TEMP TABLE copy_x (x int)")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("", "COPY copy_x FROM STDIN"), bind(""), exec, sync}, []string{"ParseComplete", "BindComplete", "CopyInResponse"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\nx\n")}}, []string{"Error 22P02"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("2\n")}, &pgproto3.CopyDone{}, sync}, []string{"Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_x")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
+		}},
 		{"close skipped after an error keeps the statement", []step{
 			{[]pgproto3.FrontendMessage{parse("a", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
 			{[]pgproto3.FrontendMessage{bind("nosuch"), exec, closeS("a"), sync}, []string{"Error 26000", "Z I"}},
@@ -404,5 +418,83 @@ func TestClientGoneWhileSkipping(t *testing.T) {
 	}
 	if again != pid {
 		t.Fatalf("server connection %s replaced by %s after %v: it was not returned clean", pid, again, time.Since(start))
+	}
+}
+
+// TestCopyFromFailsMidStream: when the server fails a COPY FROM STDIN
+// while the client is still sending data, its ErrorResponse reaches the
+// client then, so the client stops streaming (directly and through the
+// proxy alike), and the session goes on after CopyDone.
+func TestCopyFromFailsMidStream(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, nil)
+	ctx := ctxT(t, 60*time.Second)
+	direct := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=postgres sslmode=disable", srv.port, appUser, appPW)
+	copyData := func(s string) []byte {
+		b, _ := (&pgproto3.CopyData{Data: []byte(s)}).Encode(nil)
+		return b
+	}
+	for _, target := range []struct{ name, dsn string }{{"direct", direct}, {"proxy", h.dsn(appUser, appPW, "")}} {
+		t.Run(target.name, func(t *testing.T) {
+			fe, conn := scriptConn(ctx, t, target.dsn)
+			fe.Send(&pgproto3.Query{String: "CREATE TEMP TABLE copy_mid (x int)"})
+			fe.Send(&pgproto3.Query{String: "COPY copy_mid FROM STDIN"})
+			fe.Flush()
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				m, err := fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := m.(*pgproto3.CopyInResponse); ok {
+					break
+				}
+			}
+			conn.SetReadDeadline(time.Time{})
+			got := make(chan string, 8)
+			go func() {
+				defer close(got)
+				for {
+					m, err := fe.Receive()
+					if err != nil {
+						return
+					}
+					got <- describe(m)
+				}
+			}()
+			conn.Write(copyData("1\noops\n"))
+			deadline := time.After(5 * time.Second)
+			var first string
+		stream:
+			for {
+				select {
+				case first = <-got:
+					break stream
+				case <-deadline:
+					t.Fatal("still streaming after 5s: the server's error did not arrive")
+				case <-time.After(10 * time.Millisecond):
+					if _, err := conn.Write(copyData("2\n")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if first != "Error 22P02" {
+				t.Fatalf("got %q while streaming, want Error 22P02", first)
+			}
+			b, _ := (&pgproto3.CopyDone{}).Encode(nil)
+			b, _ = (&pgproto3.Query{String: "SELECT count(*) FROM copy_mid"}).Encode(b)
+			conn.Write(b)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var rest []string
+			for m := range got {
+				rest = append(rest, m)
+				if len(rest) == 5 {
+					break
+				}
+			}
+			if want := []string{"Z I", "RowDescription", "DataRow 0", "CommandComplete", "Z I"}; !slices.Equal(rest, want) {
+				t.Fatalf("after CopyDone: got %q, want %q", rest, want)
+			}
+		})
 	}
 }

@@ -193,13 +193,14 @@ type watch struct {
 	fired atomic.Bool
 }
 
-// startWatch makes a pinned session that waits for its client notice what
-// its backend sends meanwhile (NotificationResponse for its LISTEN,
-// NoticeResponse, ParameterStatus, the FATAL of a terminated backend): a
-// goroutine waits, without reading, until the backend is readable and then
-// wakes the session by expiring the client read deadline; the session
-// relays the messages itself. One goroutine per wait of a pinned session,
-// none for sessions that are not pinned.
+// startWatch makes a session that waits for its client notice what its
+// backend sends meanwhile: a pinned session between requests
+// (NotificationResponse for its LISTEN, NoticeResponse, ParameterStatus,
+// the FATAL of a terminated backend), or a COPY FROM STDIN whose client
+// pauses (the server's ErrorResponse). A goroutine waits, without reading,
+// until the backend is readable and then wakes the session by expiring the
+// client read deadline; the session relays the messages itself. One
+// goroutine per wait of those two kinds, none otherwise.
 func (s *session) startWatch() {
 	w := &watch{done: make(chan struct{})}
 	s.watch = w
@@ -668,6 +669,23 @@ func (s *session) relay() error {
 		}
 		return nil
 	read:
+		if s.copying {
+			ended, err := s.copyIn()
+			if err != nil {
+				return err
+			}
+			if ended {
+				s.copying = false
+				if s.copyExtended {
+					// COPY FROM STDIN run by Execute: the server ignores
+					// the Sync that followed in the batch, and answers
+					// CopyDone or CopyFail only at the client's next Sync
+					// or Flush, so the session goes back to reading the
+					// client.
+					return nil
+				}
+			}
+		}
 		typ, n, err := b.r.Header()
 		if err != nil {
 			return backendError{err}
@@ -690,6 +708,7 @@ func (s *session) relay() error {
 				return backendError{pg.ErrMalformed}
 			}
 			s.noteZ(body[0])
+			s.copying = false
 			for len(s.pending) > 0 {
 				k := s.pending[0].kind
 				s.pop()
@@ -713,6 +732,10 @@ func (s *session) relay() error {
 				s.stmts[p.name] = p.st
 				b.touch(p.st.id)
 			}
+			// A failed COPY is over for the server, which drops the COPY
+			// messages still coming (answering ReadyForQuery now, or at
+			// the client's Sync if Execute ran it); so does the session.
+			s.copying = false
 			if !head.endsAtZ() {
 				s.dropUntilSync()
 				// Nothing left to answer before the client's Sync: the
@@ -756,19 +779,9 @@ func (s *session) relay() error {
 			return clientError{err}
 		}
 		if typ == pg.MsgCopyInResponse {
-			// COPY FROM STDIN run by Execute: the server ignores the Sync
-			// that followed in the batch, and answers CopyDone or CopyFail
-			// only at the client's next Sync or Flush, so the session goes
-			// back to reading the client after the data.
-			extended := head == pkExec
-			if extended {
+			s.copying, s.copyExtended = true, head == pkExec
+			if s.copyExtended {
 				s.pending = slices.DeleteFunc(s.pending, func(p pend) bool { return p.kind == pkSync })
-			}
-			if err := s.copyIn(); err != nil {
-				return err
-			}
-			if extended {
-				return nil
 			}
 		}
 	}
@@ -881,16 +894,48 @@ func (s *session) stream(typ byte, n int) error {
 }
 
 // copyIn relays the client's COPY data to the server until CopyDone or
-// CopyFail. Flush and Sync during COPY IN are ignored, as the server does.
-func (s *session) copyIn() error {
+// CopyFail (ended), or until the server has something to say while the
+// client streams or pauses (an ErrorResponse that should stop it, a
+// notice): the relay forwards that and comes back. A watch (startWatch)
+// runs for the whole COPY, one goroutine that stays parked while the
+// server is silent; its wake-up interrupts whatever client read is under
+// way, which then goes on, and the session returns to the relay at the
+// next message boundary. Flush and Sync during COPY IN are ignored, as the
+// server does.
+func (s *session) copyIn() (ended bool, err error) {
 	if err := s.cw.Flush(); err != nil {
-		return clientError{err}
+		return false, clientError{err}
 	}
 	b := s.b
+	if b.r.Buffered() > 0 {
+		return false, nil // the server has spoken already
+	}
+	s.startWatch()
+	defer func() {
+		if s.watch != nil && s.stopWatch() {
+			// It fired after all: undo its wake-up.
+			s.conn.SetReadDeadline(time.Time{})
+			s.cr.ClearTimeout()
+		}
+	}()
 	for {
+		if w := s.watch; w == nil || w.fired.Load() {
+			if w != nil {
+				s.wake()
+			}
+			return false, nil
+		}
+		if !s.cr.PeekReady() {
+			if err := b.w.Flush(); err != nil {
+				return false, backendError{err}
+			}
+		}
 		typ, n, err := s.cr.Header()
 		if err != nil {
-			return clientError{err}
+			if s.woken(err) {
+				continue
+			}
+			return false, clientError{err}
 		}
 		switch typ {
 		case pg.MsgCopyData:
@@ -899,29 +944,53 @@ func (s *session) copyIn() error {
 				chunk := min(n, 16<<10)
 				body, err := s.cr.Body(chunk)
 				if err != nil {
-					return clientError{err}
+					if s.woken(err) {
+						continue
+					}
+					return false, clientError{err}
 				}
 				if _, err := b.w.Write(body); err != nil {
-					return backendError{err}
+					return false, backendError{err}
 				}
 				n -= chunk
 			}
 		case pg.MsgCopyDone, pg.MsgCopyFail:
 			body, err := s.cr.Body(n)
+			for err != nil && s.woken(err) {
+				body, err = s.cr.Body(n)
+			}
 			if err != nil {
-				return clientError{err}
+				return false, clientError{err}
 			}
 			pg.WriteMessage(b.w, typ, body)
 			if err := b.w.Flush(); err != nil {
-				return backendError{err}
+				return false, backendError{err}
 			}
-			return nil
+			return true, nil
 		case pg.MsgFlush, pg.MsgSync:
 			if err := s.cr.Skip(n); err != nil {
-				return clientError{err}
+				return false, clientError{err}
 			}
 		default:
-			return clientError{fmt.Errorf("unexpected message %q during COPY IN", typ)}
+			return false, clientError{fmt.Errorf("unexpected message %q during COPY IN", typ)}
 		}
 	}
+}
+
+// woken reports whether a client read failed only because the session's
+// watch woke it; the watch is then over and reading can go on.
+func (s *session) woken(err error) bool {
+	if w := s.watch; w == nil || !w.fired.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	s.wake()
+	return true
+}
+
+// wake ends a watch that fired: the client read deadline it expired is
+// cleared, and so is the error a read may have kept.
+func (s *session) wake() {
+	s.stopWatch()
+	s.conn.SetReadDeadline(time.Time{})
+	s.cr.ClearTimeout()
 }

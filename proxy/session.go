@@ -72,15 +72,17 @@ type session struct {
 	b    *backend
 	pool *pool
 
-	pinned   bool
-	stmts    map[string]*stmt
-	unnamed  *stmt
-	pending  []pend
-	lastZ    byte // last ReadyForQuery status from the held backend; 0 unknown
-	sent     int  // bytes forwarded since the last flush to the backend
-	skipping bool // after an extended-protocol error, until the client's Sync
-	broken   bool // the held backend is mid-message or gone
-	fatal    bool // a FATAL from the server was forwarded
+	pinned       bool
+	stmts        map[string]*stmt
+	unnamed      *stmt
+	pending      []pend
+	lastZ        byte // last ReadyForQuery status from the held backend; 0 unknown
+	sent         int  // bytes forwarded since the last flush to the backend
+	skipping     bool // after an extended-protocol error, until the client's Sync
+	copying      bool // in COPY FROM STDIN, until the client's CopyDone or CopyFail
+	copyExtended bool // that COPY was run by Execute
+	broken       bool // the held backend is mid-message or gone
+	fatal        bool // a FATAL from the server was forwarded
 
 	watch *watch // while a pinned session waits for its client
 
@@ -605,6 +607,7 @@ func (s *session) releaseBackend(reusable bool) {
 	}
 	s.broken = false
 	s.skipping = false
+	s.copying = false
 	s.sent = 0
 	s.pending = s.pending[:0]
 	b.t.release(b, reusable)
