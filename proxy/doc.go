@@ -93,28 +93,38 @@
 //     client's names are rewritten in Parse/Bind/Describe; a Bind or
 //     Describe on a backend lacking the statement gets a Parse injected
 //     first (its ParseComplete swallowed); a Parse the backend already holds
-//     is answered locally; Close of a named statement is answered locally
-//     and the backend copy kept; a Parse of a name the session already uses
-//     is sent as a Parse of the statement's server name, so that the server
+//     is answered locally; a Parse of a name the session already uses is
+//     sent as a Parse of the statement's server name, so that the server
 //     fails it (42P05, aborting the transaction as it would directly) and
-//     the proxy puts the client's name in the message. The unnamed statement is re-parsed when a
-//     later Bind lands on another backend. A backend keeps at most
-//     Limits.PreparedPerConnection statements: between transactions the
-//     least recently used are closed (injected Close, CloseComplete
-//     swallowed). A pinned session's later named statements are not
-//     interned: its Parse goes to its backend under the client's own name,
-//     as on a direct connection. A SQL DEALLOCATE naming one of the
-//     session's interned statements is sent as a DEALLOCATE of its global
-//     name, and the session forgets the name (restored if the server fails
-//     the DEALLOCATE). After an error in the extended protocol the session skips
-//     the client's messages up to Sync (Query included), as the server does,
-//     and undoes the skipped Parse/Close of named statements, newest first.
-//     COPY FROM STDIN run by Execute: the Sync already sent behind it is
-//     ignored by the server, which answers CopyDone at the client's next
-//     Sync or Flush. A batch forwarded without
-//     Sync is flushed (injected Flush) and its responses relayed every
-//     64 KiB, so clients that pipeline megabytes while reading in the
-//     background (pgx batches) do not stall.
+//     the proxy puts the client's name in the message. Close of a named
+//     statement is answered locally and the backend copy kept while another
+//     session holds the statement; when none does, every backend closes its
+//     copy before its next request, as a direct Close frees it (a session
+//     that just ends leaves its statements prepared for the next). The
+//     unnamed statement is re-parsed when a later Bind lands on another
+//     backend. A backend keeps at most Limits.PreparedPerConnection
+//     statements: between transactions the least recently used are closed
+//     (injected Close, CloseComplete swallowed). A pinned session's later
+//     named statements are not interned: its Parse goes to its backend
+//     under the client's own name, as on a direct connection. A SQL
+//     DEALLOCATE naming one of the session's interned statements is sent as
+//     a DEALLOCATE of its global name, and the session forgets the name
+//     (restored if the server fails the DEALLOCATE). Schema changes: CREATE,
+//     ALTER, DROP and DO run through the proxy (again when their transaction
+//     ends), and the errors a stale copy gives ("cached plan must not change
+//     result type" 0A000, "cache lookup failed for type" XX000), move the
+//     registry to a new epoch: a Parse of an older statement's text makes a
+//     new statement (new server name, prepared afresh), while the sessions
+//     holding the old one meet the server's error as they would directly,
+//     and re-prepare. After an error in the extended protocol the session
+//     skips the client's messages up to Sync (Query included), as the
+//     server does, and undoes the skipped Parse/Close of named statements,
+//     newest first. COPY FROM STDIN run by Execute: the Sync already sent
+//     behind it is ignored by the server, which answers CopyDone at the
+//     client's next Sync or Flush. A batch forwarded without Sync is flushed
+//     (injected Flush) and its responses relayed every 64 KiB, so clients
+//     that pipeline megabytes while reading in the background (pgx batches)
+//     do not stall.
 //  10. Pinning: Query and Parse texts are classified (pg.Classify); SET and
 //     RESET (not SET LOCAL/TRANSACTION/CONSTRAINTS), set_config(), SQL
 //     PREPARE/EXECUTE/DEALLOCATE, DISCARD, LISTEN, temporary tables, views

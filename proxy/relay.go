@@ -333,8 +333,14 @@ func (s *session) handle(typ byte, body []byte) error {
 			return nil
 		}
 	}
-	if s.lastZ == pg.TxIdle && len(b.prepared) > s.m.cfg.Limits.PreparedPerConnection {
-		s.trimPrepared()
+	if s.lastZ == pg.TxIdle {
+		// Between transactions: no portal depends on a statement.
+		if d := s.p.regs.dead.Load(); b.swept != d {
+			s.closeUnneeded(d)
+		}
+		if len(b.prepared) > s.m.cfg.Limits.PreparedPerConnection {
+			s.trimPrepared()
+		}
 	}
 	switch typ {
 	case pg.MsgQuery:
@@ -404,8 +410,11 @@ func (s *session) handle(typ byte, body []byte) error {
 		}
 		if kind == 'S' && len(name) > 0 {
 			if st, ok := s.stmts[string(name)]; ok {
-				// Answered here; the backend keeps its copy for other clients.
+				// Answered here; the backend keeps its copy for other
+				// clients, or closes it at its next request if none needs
+				// it (closeUnneeded).
 				delete(s.stmts, string(name))
+				s.p.regs.release(st, true)
 				s.pending = append(s.pending, pend{kind: pkSynClose, st: st, name: string(name)})
 				break
 			}
@@ -483,8 +492,17 @@ func (s *session) classify(c pg.Class, textLen int) {
 	if r := pinReason(c); r != "" {
 		s.pin(r)
 	}
+	if c&pg.ClassDDL != 0 && c&pg.ClassTemp == 0 {
+		// Statements prepared before may no longer fit the schema; again
+		// when the transaction commits (see stmtRegistry).
+		s.p.regs.schemaChanged()
+		s.ddl = true
+	}
 	if c&pg.ClassDropsPrepared != 0 {
 		clear(s.b.prepared)
+		for _, st := range s.stmts {
+			s.p.regs.release(st, true)
+		}
 		clear(s.stmts)
 		s.b.unnamed = nil
 		s.unnamed = nil
@@ -544,13 +562,14 @@ func (s *session) handleParse(body []byte) error {
 		return s.parseOwnName(name, query, params, body)
 	}
 	s.stmts[string(name)] = st
+	s.p.regs.retain(st)
 	if _, ok := b.prepared[st.id]; ok {
-		b.touch(st.id)
+		b.touch(st)
 		s.pending = append(s.pending, pend{kind: pkSynParse, st: st, name: string(name)})
 		return nil
 	}
 	s.send(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
-	b.touch(st.id)
+	b.touch(st)
 	s.pending = append(s.pending, pend{kind: pkParse, st: st, name: string(name)})
 	return nil
 }
@@ -589,6 +608,7 @@ func (s *session) deallocate(q []byte) (sql string, st *stmt, name string) {
 	}
 	delete(s.stmts, name)
 	delete(s.b.prepared, st.id)
+	s.p.regs.release(st, true)
 	return "DEALLOCATE " + st.name, st, name
 }
 
@@ -596,7 +616,7 @@ func (s *session) deallocate(q []byte) (sql string, st *stmt, name string) {
 func (s *session) ensure(st *stmt) {
 	b := s.b
 	_, ok := b.prepared[st.id]
-	b.touch(st.id)
+	b.touch(st)
 	if ok {
 		return
 	}
@@ -615,11 +635,25 @@ func (s *session) trimPrepared() {
 	for id := range b.prepared {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(x, y uint32) int { return cmp.Compare(b.prepared[x], b.prepared[y]) })
+	slices.SortFunc(ids, func(x, y uint32) int { return cmp.Compare(b.prepared[x].use, b.prepared[y].use) })
 	for _, id := range ids[:len(ids)-keep] {
 		delete(b.prepared, id)
 		s.send(pg.AppendDescribeClose(s.out[:0], pg.MsgClose, 'S', stmtName(id)))
 		s.pending = append(s.pending, pend{kind: pkCloseInj})
+	}
+}
+
+// closeUnneeded closes the backend's statements that no session needs any
+// more (see stmtRegistry) before the request it is about to serve.
+func (s *session) closeUnneeded(dead uint64) {
+	b := s.b
+	b.swept = dead
+	for id, h := range b.prepared {
+		if s.p.regs.unneeded(h.st) {
+			delete(b.prepared, id)
+			s.send(pg.AppendDescribeClose(s.out[:0], pg.MsgClose, 'S', h.st.name))
+			s.pending = append(s.pending, pend{kind: pkCloseInj})
+		}
 	}
 }
 
@@ -730,7 +764,12 @@ func (s *session) relay() error {
 			if p := s.pending[0]; p.kind == pkQuery && p.st != nil {
 				// The DEALLOCATE failed: the statement is still there.
 				s.stmts[p.name] = p.st
-				b.touch(p.st.id)
+				s.p.regs.retain(p.st)
+				b.touch(p.st)
+			}
+			if staleStatementError(pg.ParseErrorResponse(body)) {
+				// A schema change the proxy did not see (see stmtRegistry).
+				s.p.regs.schemaChanged()
 			}
 			// A failed COPY is over for the server, which drops the COPY
 			// messages still coming (answering ReadyForQuery now, or at
@@ -835,9 +874,11 @@ func (s *session) dropUntilSync() {
 		case pkParse, pkSynParse:
 			if p.name != "" && s.stmts[p.name] == p.st {
 				delete(s.stmts, p.name)
+				s.p.regs.release(p.st, false)
 			}
 		case pkSynClose:
 			s.stmts[p.name] = p.st
+			s.p.regs.retain(p.st)
 		}
 	}
 	s.pending = append(s.pending[:0], s.pending[k:]...)
@@ -847,6 +888,12 @@ func (s *session) dropUntilSync() {
 func (s *session) noteZ(st byte) {
 	b := s.b
 	s.lastZ = st
+	if st == pg.TxIdle && s.ddl {
+		// The DDL is committed (or rolled back): statements prepared
+		// while it was under way may not fit.
+		s.ddl = false
+		s.p.regs.schemaChanged()
+	}
 	if in := st != pg.TxIdle; in != b.inTx {
 		b.inTx = in
 		if in {

@@ -79,6 +79,7 @@ type session struct {
 	lastZ        byte // last ReadyForQuery status from the held backend; 0 unknown
 	sent         int  // bytes forwarded since the last flush to the backend
 	skipping     bool // after an extended-protocol error, until the client's Sync
+	ddl          bool // DDL ran in the current transaction
 	copying      bool // in COPY FROM STDIN, until the client's CopyDone or CopyFail
 	copyExtended bool // that COPY was run by Execute
 	broken       bool // the held backend is mid-message or gone
@@ -177,6 +178,10 @@ func (s *session) finish() {
 		}
 		s.pinned = false
 	}
+	for _, st := range s.stmts {
+		s.p.regs.release(st, false)
+	}
+	clear(s.stmts)
 	if s.pid != 0 {
 		s.m.unregisterKey(s)
 	}

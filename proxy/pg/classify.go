@@ -17,6 +17,9 @@ const (
 	// ClassDropsPrepared marks DEALLOCATE ALL and DISCARD ALL: every prepared
 	// statement of the session is gone afterwards.
 	ClassDropsPrepared
+	// ClassDDL marks CREATE, ALTER, DROP and DO: the schema may change, and
+	// prepared statements with it.
+	ClassDDL
 )
 
 // Classify scans SQL text (one or more ';'-separated statements) with a
@@ -261,6 +264,8 @@ func (st *stmtState) end(c *Class) {
 		*c |= ClassListen
 	case eqFold(f, "load"):
 		*c |= ClassLoad
+	case eqFold(f, "create"), eqFold(f, "alter"), eqFold(f, "drop"), eqFold(f, "do"):
+		*c |= ClassDDL
 	}
 }
 
