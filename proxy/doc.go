@@ -41,9 +41,15 @@
 //     query (RDS Proxy ignores CancelRequest; the emulator goes further).
 //     Protocol 3.2 is negotiated down to 3.0. Allowed startup parameters are
 //     user, database, replication (false only), application_name,
-//     client_encoding, DateStyle, TimeZone and extra_float_digits; anything
-//     else fails with RDS's "Feature not supported: RDS Proxy currently
-//     doesn't support the option <name>." (0A000).
+//     client_encoding, DateStyle, TimeZone and extra_float_digits, the list
+//     AWS documents ("Considerations for connecting to PostgreSQL" in the
+//     RDS Proxy guide); the five settings are tracked (step 6). Anything
+//     else fails as RDS Proxy fails it: options with "Feature not
+//     supported: RDS Proxy currently doesn't support command-line
+//     options.", any other name (search_path, client_min_messages,
+//     statement_timeout…) with "Feature not supported: RDS Proxy currently
+//     doesn't support the option <name>." (0A000); drivers' issue threads
+//     show both texts (psycopg2 #1577, n8n #25705).
 //  3. RequireTLS refuses plaintext ("This RDS Proxy requires TLS
 //     connections.", 28000). The login user must be the username of one of
 //     the proxy's secrets, read at AWSCURRENT on every login; otherwise

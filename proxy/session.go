@@ -315,6 +315,8 @@ func (s *session) handshake() error {
 				s.want[i], s.wantSet[i] = prm.Value, true
 			} else if strings.HasPrefix(lower, "_pq_.") {
 				unsupported = append(unsupported, prm.Name)
+			} else if lower == "options" {
+				return s.sendFatal("0A000", "Feature not supported: RDS Proxy currently doesn't support command-line options.")
 			} else {
 				return s.sendFatal("0A000", "Feature not supported: RDS Proxy currently doesn't support the option %s.", prm.Name)
 			}
