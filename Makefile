@@ -7,7 +7,7 @@ BIN         := bin/rdslocal
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ARGS        ?=
 
-.PHONY: all build run test deps lint fuzz bench clean
+.PHONY: all build run test deps lint fuzz bench conformance clean
 
 all: build
 
@@ -45,6 +45,17 @@ fuzz:
 # `go run ./cmd/rdslocal-bench -h`).
 bench: build deps
 	ulimit -n 20000 2>/dev/null || true; $(GO) run ./cmd/rdslocal-bench $(BENCH_ARGS)
+
+# A real driver's own test suite through the proxy (about 5 minutes): pgx's
+# packages (the version in go.mod, from the module cache) run against an
+# rdslocal DB instance directly and through an RDS Proxy endpoint in front
+# of it; prints every test that passes directly but not through the proxy
+# and fails if there is one (apart from the documented exclusions in
+# cmd/rdslocal-conformance). Options: make conformance
+# CONFORMANCE_ARGS='-pkgs pgconn -run TestCopy' (see `go run
+# ./cmd/rdslocal-conformance -h`).
+conformance: build deps
+	$(GO) run ./cmd/rdslocal-conformance $(CONFORMANCE_ARGS)
 
 clean:
 	rm -rf bin
