@@ -31,20 +31,21 @@ type pendKind uint8
 
 // Pending request kinds.
 const (
-	pkQuery    pendKind = iota + 1 // Query: ends at ReadyForQuery
-	pkSync                         // Sync: ends at ReadyForQuery
-	pkFunc                         // FunctionCall: ends at ReadyForQuery
-	pkParse                        // client Parse: ParseComplete forwarded
-	pkParseInj                     // proxy-injected Parse: ParseComplete swallowed
-	pkBind                         // BindComplete
-	pkClose                        // CloseComplete
-	pkDescS                        // ParameterDescription, then RowDescription/NoData
-	pkDescP                        // RowDescription/NoData
-	pkExec                         // CommandComplete/EmptyQueryResponse/PortalSuspended
-	pkCloseInj                     // proxy-injected Close: CloseComplete swallowed
-	pkSynParse                     // answered here: ParseComplete
-	pkSynClose                     // answered here: CloseComplete
-	pkParseDup                     // client Parse of a name in use, sent as a Parse of its server name: 42P05 renamed
+	pkQuery      pendKind = iota + 1 // Query: ends at ReadyForQuery
+	pkSync                           // Sync: ends at ReadyForQuery
+	pkFunc                           // FunctionCall: ends at ReadyForQuery
+	pkParse                          // client Parse: ParseComplete forwarded
+	pkParseInj                       // proxy-injected Parse: ParseComplete swallowed
+	pkBind                           // BindComplete
+	pkClose                          // CloseComplete
+	pkDescS                          // ParameterDescription, then RowDescription/NoData
+	pkDescP                          // RowDescription/NoData
+	pkExec                           // CommandComplete/EmptyQueryResponse/PortalSuspended
+	pkCloseInj                       // proxy-injected Close: CloseComplete swallowed
+	pkSynParse                       // answered here: ParseComplete
+	pkSynClose                       // answered here: CloseComplete
+	pkParseDup                       // client Parse of a name in use, sent as a Parse of its server name: 42P05 renamed
+	pkSynDealloc                     // answered here: a Query's DEALLOCATE of a statement the backend lacks
 )
 
 // flushAfter is how many bytes of a client's batch the proxy forwards
@@ -357,7 +358,13 @@ func (s *session) handle(typ byte, body []byte) error {
 		s.unnamed = nil
 		p := pend{kind: pkQuery}
 		if c&pg.ClassPrepare != 0 {
-			if sql, st, name := s.deallocate(q); st != nil {
+			if sql, st, name, held := s.deallocate(q, false); st != nil {
+				if !held && len(s.pending) == 0 && (s.lastZ == pg.TxIdle || s.lastZ == pg.TxInTx) {
+					// Nothing to deallocate on this backend: the client's
+					// statement is gone once the session forgets it.
+					s.pending = append(s.pending, pend{kind: pkSynDealloc})
+					return s.flushAndRelay()
+				}
 				body = pg.AppendQuery(s.out[:0], sql)[5:]
 				p.st, p.name = st, name
 			}
@@ -532,7 +539,7 @@ func (s *session) handleParse(body []byte) error {
 		s.classify(st.class, len(query))
 		s.unnamed, b.unnamed = st, st
 		if st.class&pg.ClassPrepare != 0 {
-			if sql, dst, _ := s.deallocate(query); dst != nil {
+			if sql, dst, _, _ := s.deallocate(query, true); dst != nil {
 				body = pg.AppendParse(s.out[:0], "", []byte(sql), params)[5:]
 			}
 		}
@@ -583,7 +590,7 @@ func (s *session) parseOwnName(name, query, params, body []byte) error {
 	c := pg.Classify(query)
 	s.classify(c, len(query))
 	if c&pg.ClassPrepare != 0 {
-		if sql, st, _ := s.deallocate(query); st != nil {
+		if sql, st, _, _ := s.deallocate(query, true); st != nil {
 			body = pg.AppendParse(s.out[:0], string(name), []byte(sql), params)[5:]
 		}
 	}
@@ -597,19 +604,29 @@ func (s *session) parseOwnName(name, query, params, body []byte) error {
 // SQL to send instead, and the statement and client name it deallocates,
 // which the session forgets now (and restores if the server fails the
 // statement). st is nil when q is not such a statement.
-func (s *session) deallocate(q []byte) (sql string, st *stmt, name string) {
+//
+// The backend serving this request may not hold the statement (another one
+// prepared it). In a Parse (extended) it is prepared first, as for a Bind;
+// held reports whether it was there, so that a simple Query, which cannot
+// be preceded by a Parse safely (a failed Parse would make the server skip
+// the Query), can be answered here instead.
+func (s *session) deallocate(q []byte, extended bool) (sql string, st *stmt, name string, held bool) {
 	name, ok := pg.DeallocateName(q)
 	if !ok {
-		return "", nil, ""
+		return "", nil, "", false
 	}
 	st = s.stmts[name]
 	if st == nil {
-		return "", nil, ""
+		return "", nil, "", false
+	}
+	_, held = s.b.prepared[st.id]
+	if extended {
+		s.ensure(st)
 	}
 	delete(s.stmts, name)
 	delete(s.b.prepared, st.id)
 	s.p.regs.release(st, true)
-	return "DEALLOCATE " + st.name, st, name
+	return "DEALLOCATE " + st.name, st, name, held
 }
 
 // ensure prepares st on the backend if it lacks it (lazy re-prepare).
@@ -696,6 +713,9 @@ func (s *session) relay() error {
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgParseComplete))
 			case pkSynClose:
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgCloseComplete))
+			case pkSynDealloc:
+				s.cw.Write(pg.AppendCommandComplete(s.out[:0], "DEALLOCATE"))
+				s.cw.Write(pg.AppendReadyForQuery(s.out[:0], s.lastZ))
 			default:
 				goto read
 			}

@@ -198,3 +198,40 @@ func TestClosedStatementsLeaveTheServer(t *testing.T) {
 		t.Fatalf("after a session ended: %d on the server, want 1 (kept for reuse)", n)
 	}
 }
+
+// TestDeallocateOnAnotherBackend: a SQL DEALLOCATE of a protocol-level
+// statement works when the server connection serving it is not the one
+// that prepared the statement (simple Query and extended protocol).
+func TestDeallocateOnAnotherBackend(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, nil)
+	ctx := ctxT(t, 30*time.Second)
+	direct := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=postgres sslmode=disable", srv.port, appUser, appPW)
+	parse := func(name, q string) *pgproto3.Parse { return &pgproto3.Parse{Name: name, Query: q} }
+	bind := func(name string) *pgproto3.Bind { return &pgproto3.Bind{PreparedStatement: name} }
+	exec := &pgproto3.Execute{}
+	sync := &pgproto3.Sync{}
+	query := func(q string) *pgproto3.Query { return &pgproto3.Query{String: q} }
+	for _, target := range []struct{ name, dsn string }{{"direct", direct}, {"proxy", h.dsn(appUser, appPW, "")}} {
+		t.Run(target.name, func(t *testing.T) {
+			a := newScripted(ctx, t, target.dsn)
+			a.do(parse("pa", "SELECT 'on another backend 1'"), parse("pb", "SELECT 'on another backend 2'"), sync)
+			// Another session holds the server connection that prepared
+			// them, so a's next requests get another one.
+			b := newScripted(ctx, t, target.dsn)
+			b.do(query("BEGIN"))
+			if got, want := a.do(query("DEALLOCATE pa")), []string{"CommandComplete", "Z I"}; !slices.Equal(got, want) {
+				t.Errorf("simple DEALLOCATE: got %q, want %q", got, want)
+			}
+			if got, want := a.do(parse("", "DEALLOCATE pb"), bind(""), exec, sync),
+				[]string{"ParseComplete", "BindComplete", "CommandComplete", "Z I"}; !slices.Equal(got, want) {
+				t.Errorf("extended DEALLOCATE: got %q, want %q", got, want)
+			}
+			if got, want := a.do(parse("pa", "SELECT 3"), bind("pa"), exec, sync),
+				[]string{"ParseComplete", "BindComplete", "DataRow 3", "CommandComplete", "Z I"}; !slices.Equal(got, want) {
+				t.Errorf("prepared again: got %q, want %q", got, want)
+			}
+			b.do(query("ROLLBACK"))
+		})
+	}
+}
