@@ -114,8 +114,10 @@
 //     named statements are not interned: its Parse goes to its backend
 //     under the client's own name, as on a direct connection. A SQL
 //     DEALLOCATE naming one of the session's interned statements is sent as
-//     a DEALLOCATE of its global name, and the session forgets the name
-//     (restored if the server fails the DEALLOCATE). Schema changes: CREATE,
+//     a DEALLOCATE of its global name (prepared first by a Parse on a
+//     backend lacking it, answered by the proxy for a Query), and the
+//     session forgets the name (restored if the server fails the
+//     DEALLOCATE). Schema changes: CREATE,
 //     ALTER, DROP and DO run through the proxy (again when their transaction
 //     ends), and the errors a stale copy gives ("cached plan must not change
 //     result type" 0A000, "cache lookup failed for type" XX000), move the
@@ -141,8 +143,10 @@
 //     the remainder of the session. … Reason: …" and counts in
 //     DatabaseConnectionsCurrentlySessionPinned. (RDS's 2023 list also
 //     names nextval/setval; the emulator does not pin on them.) While a
-//     pinned session waits for its client, a goroutine waits (reading
-//     nothing) for its backend to become readable and wakes the session,
+//     pinned session waits for its client (from 1 ms after its last
+//     response, so that clients that come straight back cost nothing), a
+//     goroutine waits (reading nothing) for its backend to become readable
+//     and wakes the session,
 //     which relays what the server sent on its own as it arrives:
 //     NotificationResponse for its LISTEN, NoticeResponse, ParameterStatus,
 //     or the FATAL of a terminated backend (the session then ends). A

@@ -71,7 +71,7 @@ func (s *session) loop() {
 	lifeEnd := s.born.Add(s.m.cfg.Limits.ClientMaxAge)
 	em := &s.ep.metrics
 	for {
-		var deadline time.Time
+		var deadline, grace time.Time
 		if !s.cr.PeekReady() {
 			// About to wait for the client: what it sent so far goes to
 			// the server now, so the server sees the client's own timing
@@ -91,7 +91,7 @@ func (s *session) loop() {
 			if (s.b == nil || s.lastZ == pg.TxIdle) && (deadline.IsZero() || lifeEnd.Before(deadline)) {
 				deadline = lifeEnd
 			}
-			s.conn.SetReadDeadline(deadline)
+			rd := deadline
 			if s.pinned && s.b != nil && len(s.pending) == 0 && s.lastZ != 0 {
 				if s.b.r.Buffered() > 0 {
 					// Sent right after the last response.
@@ -100,12 +100,28 @@ func (s *session) loop() {
 					}
 					continue
 				}
-				s.startWatch()
+				// Watch the backend only for a client that does not come
+				// back at once: most send their next request within
+				// microseconds, and a watch costs a goroutine and two
+				// deadline changes.
+				grace = time.Now().Add(watchAfter)
+				if rd.IsZero() || grace.Before(rd) {
+					rd = grace
+				} else {
+					grace = time.Time{}
+				}
 			}
+			s.conn.SetReadDeadline(rd)
 		}
 		typ, n, err := s.cr.Header()
+		if !grace.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+			s.cr.ClearTimeout()
+			s.conn.SetReadDeadline(deadline)
+			s.startWatch()
+			typ, n, err = s.cr.Header()
+		}
 		fired := s.stopWatch()
-		if !deadline.IsZero() || fired {
+		if !deadline.IsZero() || !grace.IsZero() || fired {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
@@ -186,6 +202,10 @@ func (s *session) loop() {
 		}
 	}
 }
+
+// watchAfter is how long a pinned session's client may take to send its
+// next request before the session watches its backend (startWatch).
+const watchAfter = time.Millisecond
 
 // watch is a wait for the held backend to become readable while the
 // session waits for its client (see startWatch).
