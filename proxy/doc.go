@@ -184,4 +184,16 @@
 // statement finished is discarded by PostgreSQL when it reads the next
 // command. Statement registries start afresh at
 // Limits.RegistryStatements distinct statements.
+//
+// Schema changes made beside the proxy (straight to the database) are seen
+// only through the errors they cause: the first session to Parse an
+// affected statement afresh may be answered from a stale server copy and
+// get "cached plan must not change result type" once. A session that binds
+// a statement it prepared before a schema change, on a server connection
+// that never held it, gets it prepared afresh (PgBouncer does the same)
+// where a direct connection would fail. SQL EXECUTE of a statement prepared
+// with the protocol before the session was pinned names the client's name,
+// which the server does not know (only DEALLOCATE is translated). The
+// watch of an idle backend looks at its socket: with TLS to the database,
+// bytes the TLS layer has already decrypted are not seen until more arrive.
 package proxy
