@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -95,6 +96,9 @@ func (r *runner) runPackage(ctx context.Context, mode, dsn, pkg string, timeout 
 	}
 	args = append(args, "./"+strings.TrimPrefix(pkg, "."))
 	cmd := exec.CommandContext(ctx, "go", args...)
+	// On Ctrl-C the test binary goes too, not only go test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Dir = r.pgxDir
 	// pgx's own go.mod and go.sum decide its dependencies; the module
 	// cache is read-only, which go test does not mind.
