@@ -58,7 +58,11 @@ func waitReadable(c net.Conn) error {
 	}
 	return rc.Read(func(fd uintptr) bool {
 		var buf [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err != syscall.EINTR {
+				return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+			}
+		}
 	})
 }

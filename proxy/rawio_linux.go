@@ -133,7 +133,11 @@ func (c *rawConn) waitReadable() error { return c.rc.Read(c.waitFn) }
 
 func (c *rawConn) wait(fd uintptr) bool {
 	var buf [1]byte
-	_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return e != syscall.EAGAIN && e != syscall.EINTR
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e != syscall.EINTR {
+			return e != syscall.EAGAIN // else wait until readable
+		}
+	}
 }
