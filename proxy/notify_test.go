@@ -40,6 +40,8 @@ func readUntilZ(t *testing.T, fe *pgproto3.Frontend) string {
 func TestAsyncToIdlePinnedClient(t *testing.T) {
 	srv := requirePG(t)
 	h := newHarness(t, srv, nil)
+	// TLS on both legs: the watch looks at the socket under TLS.
+	htls := newHarness(t, srv, func(s *ProxySpec) { s.RequireTLS = true })
 	ctx := ctxT(t, 60*time.Second)
 	admin, err := srv.admin(ctx)
 	if err != nil {
@@ -47,7 +49,8 @@ func TestAsyncToIdlePinnedClient(t *testing.T) {
 	}
 	defer admin.Close(ctx)
 	direct := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=postgres sslmode=disable", srv.port, appUser, appPW)
-	for _, target := range []struct{ name, dsn string }{{"direct", direct}, {"proxy", h.dsn(appUser, appPW, "")}} {
+	tlsDSN := strings.Replace(htls.dsn(appUser, appPW, ""), "sslmode=disable", "sslmode=require", 1)
+	for _, target := range []struct{ name, dsn string }{{"direct", direct}, {"proxy", h.dsn(appUser, appPW, "")}, {"proxy over TLS", tlsDSN}} {
 		t.Run(target.name, func(t *testing.T) {
 			fe, conn := scriptConn(ctx, t, target.dsn)
 			fe.Send(&pgproto3.Query{String: "LISTEN async_chan; SELECT pg_backend_pid()"})
