@@ -7,7 +7,7 @@ BIN         := bin/rdslocal
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ARGS        ?=
 
-.PHONY: all build run test deps lint fuzz bench clean image image-test
+.PHONY: all build run test deps lint fuzz bench conformance clean image image-test
 
 all: build
 
@@ -58,6 +58,17 @@ image:
 # service-container path and docker/compose.yaml. See docker/image-test.sh.
 image-test: image build
 	./docker/image-test.sh
+
+# A real driver's own test suite through the proxy (about 5 minutes): pgx's
+# packages (the version in go.mod, from the module cache) run against an
+# rdslocal DB instance directly and through an RDS Proxy endpoint in front
+# of it; prints every test that passes directly but not through the proxy
+# and fails if there is one (apart from the documented exclusions in
+# cmd/rdslocal-conformance). Options: make conformance
+# CONFORMANCE_ARGS='-pkgs pgconn -run TestCopy' (see `go run
+# ./cmd/rdslocal-conformance -h`).
+conformance: build deps
+	$(GO) run ./cmd/rdslocal-conformance $(CONFORMANCE_ARGS)
 
 clean:
 	rm -rf bin

@@ -141,6 +141,33 @@ func TestStartupProtocol(t *testing.T) {
 			t.Fatalf("want NegotiateProtocolVersion, got %q %v", hdr[0], err)
 		}
 	})
+	// RDS Proxy takes only the parameters AWS lists (see doc.go).
+	for _, c := range []struct{ param, value, msg string }{
+		{"search_path", "myschema", "Feature not supported: RDS Proxy currently doesn't support the option search_path."},
+		{"client_min_messages", "notice", "Feature not supported: RDS Proxy currently doesn't support the option client_min_messages."},
+		{"statement_timeout", "1000", "Feature not supported: RDS Proxy currently doesn't support the option statement_timeout."},
+		{"options", "-c search_path=x", "Feature not supported: RDS Proxy currently doesn't support command-line options."},
+	} {
+		t.Run("refused "+c.param, func(t *testing.T) {
+			_, err := pgconn.Connect(ctxT(t, 5*time.Second), h.dsn(appUser, appPW, c.param+"='"+c.value+"'"))
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "0A000" || pe.Message != c.msg {
+				t.Fatalf("got %v, want FATAL 0A000 %q", err, c.msg)
+			}
+		})
+	}
+	t.Run("accepted settings", func(t *testing.T) {
+		c, err := pgconn.Connect(ctxT(t, 5*time.Second), h.dsn(appUser, appPW,
+			"application_name=a1 client_encoding=UTF8 datestyle='ISO, DMY' timezone=UTC extra_float_digits=2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		res := c.ExecParams(context.Background(), "SELECT current_setting('DateStyle')", nil, nil, nil, nil).Read()
+		if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "ISO, DMY" {
+			t.Fatalf("DateStyle %q %v", res.Rows, res.Err)
+		}
+	})
 	t.Run("GSSENC refused", func(t *testing.T) {
 		c := dial()
 		defer c.Close()

@@ -56,12 +56,27 @@ type step struct {
 	want []string // the next messages, in order; none: read nothing
 }
 
+// pause is a pseudo-message for scripts: what was sent before it is
+// flushed, then the script waits.
+type pause time.Duration
+
+func (pause) Frontend()                       {}
+func (pause) Decode([]byte) error             { return nil }
+func (pause) Encode(b []byte) ([]byte, error) { return b, nil }
+
 // runScript plays steps on a connection and returns what it received.
 func runScript(ctx context.Context, t *testing.T, name, dsn string, steps []step) [][]string {
 	fe, conn := scriptConn(ctx, t, dsn)
 	var got [][]string
 	for i, st := range steps {
 		for _, m := range st.send {
+			if p, ok := m.(pause); ok {
+				if err := fe.Flush(); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				time.Sleep(time.Duration(p))
+				continue
+			}
 			fe.Send(m)
 		}
 		if err := fe.Flush(); err != nil {
@@ -100,6 +115,7 @@ func TestExtendedProtocolEdges(t *testing.T) {
 	flush := &pgproto3.Flush{}
 	closeS := func(name string) *pgproto3.Close { return &pgproto3.Close{ObjectType: 'S', Name: name} }
 	query := func(q string) *pgproto3.Query { return &pgproto3.Query{String: q} }
+	describeS := func(name string) *pgproto3.Describe { return &pgproto3.Describe{ObjectType: 'S', Name: name} }
 	after := step{[]pgproto3.FrontendMessage{query("SELECT 42")}, []string{"RowDescription", "DataRow 42", "CommandComplete", "Z I"}}
 	cases := []struct {
 		name  string
@@ -159,6 +175,20 @@ func TestExtendedProtocolEdges(t *testing.T) {
 			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyFail{Message: "changed my mind"}, sync}, []string{"Error 57014", "Z I"}},
 			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_f")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
 		}},
+		{"copy from stdin failed by the server while the client waits", []step{
+			{[]pgproto3.FrontendMessage{query("CREATE TEMP TABLE copy_w (x int)")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("COPY copy_w FROM STDIN")}, []string{"CopyInResponse"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\nx\n")}}, []string{"Error 22P02", "Z I"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("2\n")}, &pgproto3.CopyDone{}}, nil},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_w")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
+		}},
+		{"copy from stdin through execute, failed by the server while the client waits", []step{
+			{[]pgproto3.FrontendMessage{query("CREATE TEMP TABLE copy_x (x int)")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("", "COPY copy_x FROM STDIN"), bind(""), exec, sync}, []string{"ParseComplete", "BindComplete", "CopyInResponse"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\nx\n")}}, []string{"Error 22P02"}},
+			{[]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("2\n")}, &pgproto3.CopyDone{}, sync}, []string{"Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM copy_x")}, []string{"RowDescription", "DataRow 0", "CommandComplete", "Z I"}},
+		}},
 		{"close skipped after an error keeps the statement", []step{
 			{[]pgproto3.FrontendMessage{parse("a", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
 			{[]pgproto3.FrontendMessage{bind("nosuch"), exec, closeS("a"), sync}, []string{"Error 26000", "Z I"}},
@@ -169,6 +199,37 @@ func TestExtendedProtocolEdges(t *testing.T) {
 			{[]pgproto3.FrontendMessage{bind("nosuch"), exec, parse("b", "SELECT 5"), sync}, []string{"Error 26000", "Z I"}},
 			{[]pgproto3.FrontendMessage{bind("b"), exec, sync}, []string{"Error 26000", "Z I"}},
 			{[]pgproto3.FrontendMessage{parse("b", "SELECT 5"), bind("b"), exec, sync}, []string{"ParseComplete", "BindComplete", "DataRow 5", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"statement timeout between Parse and Describe", []step{
+			{[]pgproto3.FrontendMessage{query("SET statement_timeout = '100ms'")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("to1", "SELECT $1::varchar"), pause(300 * time.Millisecond), describeS("to1"), sync},
+				[]string{"ParseComplete", "Error 57014", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SET statement_timeout = 0")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM pg_prepared_statements WHERE name = 'to1'")},
+				[]string{"RowDescription", "DataRow 1", "CommandComplete", "Z I"}},
+		}},
+		{"a pinned session's statements keep their names", []step{
+			{[]pgproto3.FrontendMessage{query("SET work_mem = '8MB'")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("mine", "SELECT 3"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("SELECT count(*) FROM pg_prepared_statements WHERE name = 'mine'")},
+				[]string{"RowDescription", "DataRow 1", "CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("EXECUTE mine")}, []string{"RowDescription", "DataRow 3", "CommandComplete", "Z I"}},
+		}},
+		{"SQL DEALLOCATE of a protocol-level statement", []step{
+			{[]pgproto3.FrontendMessage{parse("ps", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("DEALLOCATE ps")}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{closeS("ps"), sync}, []string{"CloseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("ps", "SELECT 2"), bind("ps"), exec, sync},
+				[]string{"ParseComplete", "BindComplete", "DataRow 2", "CommandComplete", "Z I"}},
+			after,
+		}},
+		{"SQL DEALLOCATE PREPARE, then Parse of the name with new text", []step{
+			{[]pgproto3.FrontendMessage{parse("ps2", "SELECT 1"), sync}, []string{"ParseComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query(`deallocate prepare "ps2";`)}, []string{"CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{parse("ps2", "SELECT 2"), bind("ps2"), exec, sync},
+				[]string{"ParseComplete", "BindComplete", "DataRow 2", "CommandComplete", "Z I"}},
+			{[]pgproto3.FrontendMessage{query("DEALLOCATE nosuch")}, []string{"Error 26000", "Z I"}},
 			after,
 		}},
 		{"error inside a transaction block", []step{
@@ -357,5 +418,83 @@ func TestClientGoneWhileSkipping(t *testing.T) {
 	}
 	if again != pid {
 		t.Fatalf("server connection %s replaced by %s after %v: it was not returned clean", pid, again, time.Since(start))
+	}
+}
+
+// TestCopyFromFailsMidStream: when the server fails a COPY FROM STDIN
+// while the client is still sending data, its ErrorResponse reaches the
+// client then, so the client stops streaming (directly and through the
+// proxy alike), and the session goes on after CopyDone.
+func TestCopyFromFailsMidStream(t *testing.T) {
+	srv := requirePG(t)
+	h := newHarness(t, srv, nil)
+	ctx := ctxT(t, 60*time.Second)
+	direct := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=postgres sslmode=disable", srv.port, appUser, appPW)
+	copyData := func(s string) []byte {
+		b, _ := (&pgproto3.CopyData{Data: []byte(s)}).Encode(nil)
+		return b
+	}
+	for _, target := range []struct{ name, dsn string }{{"direct", direct}, {"proxy", h.dsn(appUser, appPW, "")}} {
+		t.Run(target.name, func(t *testing.T) {
+			fe, conn := scriptConn(ctx, t, target.dsn)
+			fe.Send(&pgproto3.Query{String: "CREATE TEMP TABLE copy_mid (x int)"})
+			fe.Send(&pgproto3.Query{String: "COPY copy_mid FROM STDIN"})
+			fe.Flush()
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				m, err := fe.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := m.(*pgproto3.CopyInResponse); ok {
+					break
+				}
+			}
+			conn.SetReadDeadline(time.Time{})
+			got := make(chan string, 8)
+			go func() {
+				defer close(got)
+				for {
+					m, err := fe.Receive()
+					if err != nil {
+						return
+					}
+					got <- describe(m)
+				}
+			}()
+			conn.Write(copyData("1\noops\n"))
+			deadline := time.After(5 * time.Second)
+			var first string
+		stream:
+			for {
+				select {
+				case first = <-got:
+					break stream
+				case <-deadline:
+					t.Fatal("still streaming after 5s: the server's error did not arrive")
+				case <-time.After(10 * time.Millisecond):
+					if _, err := conn.Write(copyData("2\n")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if first != "Error 22P02" {
+				t.Fatalf("got %q while streaming, want Error 22P02", first)
+			}
+			b, _ := (&pgproto3.CopyDone{}).Encode(nil)
+			b, _ = (&pgproto3.Query{String: "SELECT count(*) FROM copy_mid"}).Encode(b)
+			conn.Write(b)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var rest []string
+			for m := range got {
+				rest = append(rest, m)
+				if len(rest) == 5 {
+					break
+				}
+			}
+			if want := []string{"Z I", "RowDescription", "DataRow 0", "CommandComplete", "Z I"}; !slices.Equal(rest, want) {
+				t.Fatalf("after CopyDone: got %q, want %q", rest, want)
+			}
+		})
 	}
 }

@@ -124,6 +124,12 @@ type grant struct {
 	slot bool
 }
 
+// held is a statement a server connection has prepared.
+type held struct {
+	st  *stmt
+	use uint64 // when last used (backend.useSeq)
+}
+
 // backend is one server connection, owned by at most one session at a time.
 type backend struct {
 	t      *target
@@ -135,11 +141,12 @@ type backend struct {
 	pid    uint32
 	secret []byte
 
-	params   *paramSet         // as the server last reported them
-	settings settingValues     // trackedSettings as last set or reported
-	prepared map[uint32]uint64 // statement id → last use (useSeq)
+	params   *paramSet       // as the server last reported them
+	settings settingValues   // trackedSettings as last set or reported
+	prepared map[uint32]held // by statement id
 	useSeq   uint64
-	unnamed  *stmt // the client statement now in the unnamed slot
+	swept    uint64 // the registry's dead generation when unneeded statements were last closed
+	unnamed  *stmt  // the client statement now in the unnamed slot
 	inTx     bool
 	loaded   bool      // LOAD ran: never reuse
 	born     time.Time // when it was opened
@@ -520,7 +527,7 @@ func (t *target) dial(ctx context.Context, pl *pool) (*backend, error) {
 	conn := newRawConn(sc.Conn)
 	b := &backend{t: t, pool: pl, id: p.m.connSeq.Add(1), conn: conn, pid: sc.PID, secret: sc.Secret, born: time.Now(),
 		r: pg.NewReader(conn, 32<<10), w: bufio.NewWriterSize(conn, 32<<10),
-		params: pl.internParams(sc.Params), prepared: map[uint32]uint64{}}
+		params: pl.internParams(sc.Params), prepared: map[uint32]held{}}
 	for i, k := range trackedSettings {
 		b.settings[i] = sc.Params[k]
 	}
@@ -583,10 +590,10 @@ func (b *backend) roundTrip(msgs []byte) (status byte, err error) {
 	}
 }
 
-// touch records a use of statement id on the backend.
-func (b *backend) touch(id uint32) {
+// touch records that the backend holds st and uses it now.
+func (b *backend) touch(st *stmt) {
 	b.useSeq++
-	b.prepared[id] = b.useSeq
+	b.prepared[st.id] = held{st: st, use: b.useSeq}
 }
 
 // noteParam records a ParameterStatus body.

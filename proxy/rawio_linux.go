@@ -24,11 +24,11 @@ type rawConn struct {
 	// The callbacks given to rc and their arguments and results live in
 	// the connection so that a call allocates nothing. One goroutine reads
 	// and one writes at a time.
-	readFn, writeFn, peekFn func(fd uintptr) bool
-	rbuf, wbuf              []byte
-	rn, wn                  int
-	rerr, werr              error
-	idle                    bool
+	readFn, writeFn, peekFn, waitFn func(fd uintptr) bool
+	rbuf, wbuf                      []byte
+	rn, wn                          int
+	rerr, werr                      error
+	idle                            bool
 }
 
 // newRawConn wraps a TCP connection; anything else is returned as is.
@@ -42,7 +42,7 @@ func newRawConn(c net.Conn) net.Conn {
 		return c
 	}
 	rw := &rawConn{Conn: c, rc: rc}
-	rw.readFn, rw.writeFn, rw.peekFn = rw.read, rw.write, rw.peek
+	rw.readFn, rw.writeFn, rw.peekFn, rw.waitFn = rw.read, rw.write, rw.peek, rw.wait
 	return rw
 }
 
@@ -125,4 +125,19 @@ func (c *rawConn) peek(fd uintptr) bool {
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	c.idle = e == syscall.EAGAIN
 	return true
+}
+
+// waitReadable blocks until the socket has bytes to read, EOF or an error,
+// consuming nothing; a read deadline ends the wait with an error.
+func (c *rawConn) waitReadable() error { return c.rc.Read(c.waitFn) }
+
+func (c *rawConn) wait(fd uintptr) bool {
+	var buf [1]byte
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e != syscall.EINTR {
+			return e != syscall.EAGAIN // else wait until readable
+		}
+	}
 }

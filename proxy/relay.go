@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/rdslocal/rdslocal/proxy/pg"
@@ -30,20 +31,21 @@ type pendKind uint8
 
 // Pending request kinds.
 const (
-	pkQuery    pendKind = iota + 1 // Query: ends at ReadyForQuery
-	pkSync                         // Sync: ends at ReadyForQuery
-	pkFunc                         // FunctionCall: ends at ReadyForQuery
-	pkParse                        // client Parse: ParseComplete forwarded
-	pkParseInj                     // proxy-injected Parse: ParseComplete swallowed
-	pkBind                         // BindComplete
-	pkClose                        // CloseComplete
-	pkDescS                        // ParameterDescription, then RowDescription/NoData
-	pkDescP                        // RowDescription/NoData
-	pkExec                         // CommandComplete/EmptyQueryResponse/PortalSuspended
-	pkCloseInj                     // proxy-injected Close: CloseComplete swallowed
-	pkSynParse                     // answered here: ParseComplete
-	pkSynClose                     // answered here: CloseComplete
-	pkParseDup                     // client Parse of a name in use, sent as a Parse of its server name: 42P05 renamed
+	pkQuery      pendKind = iota + 1 // Query: ends at ReadyForQuery
+	pkSync                           // Sync: ends at ReadyForQuery
+	pkFunc                           // FunctionCall: ends at ReadyForQuery
+	pkParse                          // client Parse: ParseComplete forwarded
+	pkParseInj                       // proxy-injected Parse: ParseComplete swallowed
+	pkBind                           // BindComplete
+	pkClose                          // CloseComplete
+	pkDescS                          // ParameterDescription, then RowDescription/NoData
+	pkDescP                          // RowDescription/NoData
+	pkExec                           // CommandComplete/EmptyQueryResponse/PortalSuspended
+	pkCloseInj                       // proxy-injected Close: CloseComplete swallowed
+	pkSynParse                       // answered here: ParseComplete
+	pkSynClose                       // answered here: CloseComplete
+	pkParseDup                       // client Parse of a name in use, sent as a Parse of its server name: 42P05 renamed
+	pkSynDealloc                     // answered here: a Query's DEALLOCATE of a statement the backend lacks
 )
 
 // flushAfter is how many bytes of a client's batch the proxy forwards
@@ -69,8 +71,18 @@ func (s *session) loop() {
 	lifeEnd := s.born.Add(s.m.cfg.Limits.ClientMaxAge)
 	em := &s.ep.metrics
 	for {
-		var deadline time.Time
+		var deadline, grace time.Time
 		if !s.cr.PeekReady() {
+			// About to wait for the client: what it sent so far goes to
+			// the server now, so the server sees the client's own timing
+			// (statement_timeout runs from the first message of an
+			// extended-protocol request, not from its Sync).
+			if s.b != nil && s.b.w.Buffered() > 0 {
+				if err := s.b.w.Flush(); err != nil {
+					s.backendLost(err)
+					return
+				}
+			}
 			if idle > 0 {
 				deadline = time.Now().Add(idle)
 			}
@@ -79,13 +91,48 @@ func (s *session) loop() {
 			if (s.b == nil || s.lastZ == pg.TxIdle) && (deadline.IsZero() || lifeEnd.Before(deadline)) {
 				deadline = lifeEnd
 			}
-			s.conn.SetReadDeadline(deadline)
+			rd := deadline
+			if s.pinned && s.b != nil && len(s.pending) == 0 && s.lastZ != 0 {
+				if s.b.r.Buffered() > 0 {
+					// Sent right after the last response.
+					if !s.relayAsync() {
+						return
+					}
+					continue
+				}
+				// Watch the backend only for a client that does not come
+				// back at once: most send their next request within
+				// microseconds, and a watch costs a goroutine and two
+				// deadline changes.
+				grace = time.Now().Add(watchAfter)
+				if rd.IsZero() || grace.Before(rd) {
+					rd = grace
+				} else {
+					grace = time.Time{}
+				}
+			}
+			s.conn.SetReadDeadline(rd)
 		}
 		typ, n, err := s.cr.Header()
-		if !deadline.IsZero() {
+		if !grace.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+			s.cr.ClearTimeout()
+			s.conn.SetReadDeadline(deadline)
+			s.startWatch()
+			typ, n, err = s.cr.Header()
+		}
+		fired := s.stopWatch()
+		if !deadline.IsZero() || !grace.IsZero() || fired {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
+			if fired && errors.Is(err, os.ErrDeadlineExceeded) {
+				// The backend has something to say while the client waits.
+				s.cr.ClearTimeout()
+				if !s.relayAsync() {
+					return
+				}
+				continue
+			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.killed.Load() {
 				if deadline.Equal(lifeEnd) {
 					s.sendFatal("57P01", "terminating connection because it reached RDS Proxy's maximum client connection life (%s)", s.m.cfg.Limits.ClientMaxAge)
@@ -133,10 +180,7 @@ func (s *session) loop() {
 		if err != nil {
 			var be backendError
 			if errors.As(err, &be) {
-				s.broken = true
-				if !s.fatal && !s.killed.Load() {
-					s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", be.error)
-				}
+				s.backendLost(be.error)
 			} else {
 				var ce clientError
 				if errors.As(err, &ce) && len(s.pending) > 0 {
@@ -156,6 +200,111 @@ func (s *session) loop() {
 			}
 			s.releaseBuffers()
 		}
+	}
+}
+
+// watchAfter is how long a pinned session's client may take to send its
+// next request before the session watches its backend (startWatch).
+const watchAfter = time.Millisecond
+
+// watch is a wait for the held backend to become readable while the
+// session waits for its client (see startWatch).
+type watch struct {
+	done  chan struct{}
+	fired atomic.Bool
+}
+
+// startWatch makes a session that waits for its client notice what its
+// backend sends meanwhile: a pinned session between requests
+// (NotificationResponse for its LISTEN, NoticeResponse, ParameterStatus,
+// the FATAL of a terminated backend), or a COPY FROM STDIN whose client
+// pauses (the server's ErrorResponse). A goroutine waits, without reading,
+// until the backend is readable and then wakes the session by expiring the
+// client read deadline; the session relays the messages itself. One
+// goroutine per wait of those two kinds, none otherwise.
+func (s *session) startWatch() {
+	w := &watch{done: make(chan struct{})}
+	s.watch = w
+	conn := s.b.conn
+	go func() {
+		defer close(w.done)
+		if waitReadable(conn) == nil {
+			w.fired.Store(true)
+			s.conn.SetReadDeadline(time.Now())
+		}
+	}()
+}
+
+// stopWatch ends the session's watch, if any, and reports whether it saw
+// the backend readable (the client read deadline is then expired).
+func (s *session) stopWatch() bool {
+	w := s.watch
+	if w == nil {
+		return false
+	}
+	s.watch = nil
+	conn := s.b.conn
+	conn.SetReadDeadline(time.Now())
+	<-w.done
+	conn.SetReadDeadline(time.Time{})
+	return w.fired.Load()
+}
+
+// relayAsync forwards what an idle backend sent on its own: notifications,
+// notices, parameter changes, and a FATAL (after which the session ends,
+// as the server ends the connection). Anything else breaks the session. It
+// reports whether the session goes on.
+func (s *session) relayAsync() bool {
+	err := s.relayAsyncMessages()
+	var be backendError
+	if errors.As(err, &be) && !s.fatal {
+		s.backendLost(be.error)
+	}
+	return err == nil
+}
+
+func (s *session) relayAsyncMessages() error {
+	b := s.b
+	s.writer()
+	defer s.releaseBuffers()
+	for {
+		typ, body, err := b.r.Next()
+		if err != nil {
+			return backendError{err}
+		}
+		switch typ {
+		case pg.MsgNotification, pg.MsgNotice:
+		case pg.MsgParameterStatus:
+			s.noteParam(body)
+		case pg.MsgErrorResponse:
+			if isFatal(body) {
+				s.fatal = true
+			}
+		default:
+			return backendError{fmt.Errorf("unexpected message %q from an idle server connection", typ)}
+		}
+		if err := pg.WriteMessage(s.cw, typ, body); err != nil {
+			return clientError{err}
+		}
+		if s.fatal || b.alive() {
+			break
+		}
+	}
+	if err := s.cw.Flush(); err != nil {
+		return clientError{err}
+	}
+	if s.fatal {
+		return errors.New("server ended the connection")
+	}
+	return nil
+}
+
+// backendLost ends the session after its server connection failed: the
+// client gets FATAL 08006 unless the server's own FATAL reached it.
+func (s *session) backendLost(err error) {
+	s.broken = true
+	if !s.fatal && !s.killed.Load() {
+		s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", err)
 	}
 }
 
@@ -205,8 +354,14 @@ func (s *session) handle(typ byte, body []byte) error {
 			return nil
 		}
 	}
-	if s.lastZ == pg.TxIdle && len(b.prepared) > s.m.cfg.Limits.PreparedPerConnection {
-		s.trimPrepared()
+	if s.lastZ == pg.TxIdle {
+		// Between transactions: no portal depends on a statement.
+		if d := s.p.regs.dead.Load(); b.swept != d {
+			s.closeUnneeded(d)
+		}
+		if len(b.prepared) > s.m.cfg.Limits.PreparedPerConnection {
+			s.trimPrepared()
+		}
 	}
 	switch typ {
 	case pg.MsgQuery:
@@ -214,14 +369,28 @@ func (s *session) handle(typ byte, body []byte) error {
 		if err != nil {
 			return s.protocolViolation("malformed Query message")
 		}
-		s.classify(pg.Classify(q), len(q))
+		c := pg.Classify(q)
+		s.classify(c, len(q))
 		s.debugSQL(q)
 		em.QueryRequests.Add(1)
 		s.countTLS()
 		b.unnamed = nil
 		s.unnamed = nil
+		p := pend{kind: pkQuery}
+		if c&pg.ClassPrepare != 0 {
+			if sql, st, name, held := s.deallocate(q, false); st != nil {
+				if !held && len(s.pending) == 0 && (s.lastZ == pg.TxIdle || s.lastZ == pg.TxInTx) {
+					// Nothing to deallocate on this backend: the client's
+					// statement is gone once the session forgets it.
+					s.pending = append(s.pending, pend{kind: pkSynDealloc})
+					return s.flushAndRelay()
+				}
+				body = pg.AppendQuery(s.out[:0], sql)[5:]
+				p.st, p.name = st, name
+			}
+		}
 		s.forward(typ, body)
-		s.pending = append(s.pending, pend{kind: pkQuery})
+		s.pending = append(s.pending, p)
 		return s.flushAndRelay()
 	case pg.MsgParse:
 		return s.handleParse(body)
@@ -268,8 +437,11 @@ func (s *session) handle(typ byte, body []byte) error {
 		}
 		if kind == 'S' && len(name) > 0 {
 			if st, ok := s.stmts[string(name)]; ok {
-				// Answered here; the backend keeps its copy for other clients.
+				// Answered here; the backend keeps its copy for other
+				// clients, or closes it at its next request if none needs
+				// it (closeUnneeded).
 				delete(s.stmts, string(name))
+				s.p.regs.release(st, true)
 				s.pending = append(s.pending, pend{kind: pkSynClose, st: st, name: string(name)})
 				break
 			}
@@ -347,8 +519,17 @@ func (s *session) classify(c pg.Class, textLen int) {
 	if r := pinReason(c); r != "" {
 		s.pin(r)
 	}
+	if c&pg.ClassDDL != 0 && c&pg.ClassTemp == 0 {
+		// Statements prepared before may no longer fit the schema; again
+		// when the transaction commits (see stmtRegistry).
+		s.p.regs.schemaChanged()
+		s.ddl = true
+	}
 	if c&pg.ClassDropsPrepared != 0 {
 		clear(s.b.prepared)
+		for _, st := range s.stmts {
+			s.p.regs.release(st, true)
+		}
 		clear(s.stmts)
 		s.b.unnamed = nil
 		s.unnamed = nil
@@ -377,6 +558,11 @@ func (s *session) handleParse(body []byte) error {
 		}
 		s.classify(st.class, len(query))
 		s.unnamed, b.unnamed = st, st
+		if st.class&pg.ClassPrepare != 0 {
+			if sql, dst, _, _ := s.deallocate(query, true); dst != nil {
+				body = pg.AppendParse(s.out[:0], "", []byte(sql), params)[5:]
+			}
+		}
 		s.forward(pg.MsgParse, body)
 		s.pending = append(s.pending, pend{kind: pkParse, unnamed: true})
 		return nil
@@ -391,28 +577,83 @@ func (s *session) handleParse(body []byte) error {
 		s.pending = append(s.pending, pend{kind: pkParseDup, name: string(name)})
 		return nil
 	}
+	if s.pinned {
+		return s.parseOwnName(name, query, params, body)
+	}
 	st := s.p.regs.get(query, params, s.m.cfg.Limits.RegistryStatements)
 	if st.big {
 		s.pin(reasonTextSize)
 	}
 	s.classify(st.class, 0)
+	if s.pinned {
+		return s.parseOwnName(name, query, params, body)
+	}
 	s.stmts[string(name)] = st
+	s.p.regs.retain(st)
 	if _, ok := b.prepared[st.id]; ok {
-		b.touch(st.id)
+		b.touch(st)
 		s.pending = append(s.pending, pend{kind: pkSynParse, st: st, name: string(name)})
 		return nil
 	}
 	s.send(pg.AppendParse(s.out[:0], st.name, st.query, st.params))
-	b.touch(st.id)
+	b.touch(st)
 	s.pending = append(s.pending, pend{kind: pkParse, st: st, name: string(name)})
 	return nil
+}
+
+// parseOwnName forwards a named Parse of a pinned session unchanged: the
+// backend is the session's for good, so its statements live under the
+// client's own names, as on a direct connection (visible in
+// pg_prepared_statements, usable by SQL EXECUTE and DEALLOCATE, failing
+// exactly where the server fails them).
+func (s *session) parseOwnName(name, query, params, body []byte) error {
+	c := pg.Classify(query)
+	s.classify(c, len(query))
+	if c&pg.ClassPrepare != 0 {
+		if sql, st, _, _ := s.deallocate(query, true); st != nil {
+			body = pg.AppendParse(s.out[:0], string(name), []byte(sql), params)[5:]
+		}
+	}
+	s.forward(pg.MsgParse, body)
+	s.pending = append(s.pending, pend{kind: pkParse})
+	return nil
+}
+
+// deallocate applies a client's SQL DEALLOCATE of a statement it prepared
+// with the protocol (which the backend holds under its global name): the
+// SQL to send instead, and the statement and client name it deallocates,
+// which the session forgets now (and restores if the server fails the
+// statement). st is nil when q is not such a statement.
+//
+// The backend serving this request may not hold the statement (another one
+// prepared it). In a Parse (extended) it is prepared first, as for a Bind;
+// held reports whether it was there, so that a simple Query, which cannot
+// be preceded by a Parse safely (a failed Parse would make the server skip
+// the Query), can be answered here instead.
+func (s *session) deallocate(q []byte, extended bool) (sql string, st *stmt, name string, held bool) {
+	name, ok := pg.DeallocateName(q)
+	if !ok {
+		return "", nil, "", false
+	}
+	st = s.stmts[name]
+	if st == nil {
+		return "", nil, "", false
+	}
+	_, held = s.b.prepared[st.id]
+	if extended {
+		s.ensure(st)
+	}
+	delete(s.stmts, name)
+	delete(s.b.prepared, st.id)
+	s.p.regs.release(st, true)
+	return "DEALLOCATE " + st.name, st, name, held
 }
 
 // ensure prepares st on the backend if it lacks it (lazy re-prepare).
 func (s *session) ensure(st *stmt) {
 	b := s.b
 	_, ok := b.prepared[st.id]
-	b.touch(st.id)
+	b.touch(st)
 	if ok {
 		return
 	}
@@ -431,11 +672,25 @@ func (s *session) trimPrepared() {
 	for id := range b.prepared {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(x, y uint32) int { return cmp.Compare(b.prepared[x], b.prepared[y]) })
+	slices.SortFunc(ids, func(x, y uint32) int { return cmp.Compare(b.prepared[x].use, b.prepared[y].use) })
 	for _, id := range ids[:len(ids)-keep] {
 		delete(b.prepared, id)
 		s.send(pg.AppendDescribeClose(s.out[:0], pg.MsgClose, 'S', stmtName(id)))
 		s.pending = append(s.pending, pend{kind: pkCloseInj})
+	}
+}
+
+// closeUnneeded closes the backend's statements that no session needs any
+// more (see stmtRegistry) before the request it is about to serve.
+func (s *session) closeUnneeded(dead uint64) {
+	b := s.b
+	b.swept = dead
+	for id, h := range b.prepared {
+		if s.p.regs.unneeded(h.st) {
+			delete(b.prepared, id)
+			s.send(pg.AppendDescribeClose(s.out[:0], pg.MsgClose, 'S', h.st.name))
+			s.pending = append(s.pending, pend{kind: pkCloseInj})
+		}
 	}
 }
 
@@ -478,6 +733,9 @@ func (s *session) relay() error {
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgParseComplete))
 			case pkSynClose:
 				s.cw.Write(pg.AppendEmpty(s.out[:0], pg.MsgCloseComplete))
+			case pkSynDealloc:
+				s.cw.Write(pg.AppendCommandComplete(s.out[:0], "DEALLOCATE"))
+				s.cw.Write(pg.AppendReadyForQuery(s.out[:0], s.lastZ))
 			default:
 				goto read
 			}
@@ -485,6 +743,23 @@ func (s *session) relay() error {
 		}
 		return nil
 	read:
+		if s.copying {
+			ended, err := s.copyIn()
+			if err != nil {
+				return err
+			}
+			if ended {
+				s.copying = false
+				if s.copyExtended {
+					// COPY FROM STDIN run by Execute: the server ignores
+					// the Sync that followed in the batch, and answers
+					// CopyDone or CopyFail only at the client's next Sync
+					// or Flush, so the session goes back to reading the
+					// client.
+					return nil
+				}
+			}
+		}
 		typ, n, err := b.r.Header()
 		if err != nil {
 			return backendError{err}
@@ -507,6 +782,7 @@ func (s *session) relay() error {
 				return backendError{pg.ErrMalformed}
 			}
 			s.noteZ(body[0])
+			s.copying = false
 			for len(s.pending) > 0 {
 				k := s.pending[0].kind
 				s.pop()
@@ -525,6 +801,20 @@ func (s *session) relay() error {
 					body = pg.AppendErrorResponse(s.out[:0], e)[5:]
 				}
 			}
+			if p := s.pending[0]; p.kind == pkQuery && p.st != nil {
+				// The DEALLOCATE failed: the statement is still there.
+				s.stmts[p.name] = p.st
+				s.p.regs.retain(p.st)
+				b.touch(p.st)
+			}
+			if staleStatementError(pg.ParseErrorResponse(body)) {
+				// A schema change the proxy did not see (see stmtRegistry).
+				s.p.regs.schemaChanged()
+			}
+			// A failed COPY is over for the server, which drops the COPY
+			// messages still coming (answering ReadyForQuery now, or at
+			// the client's Sync if Execute ran it); so does the session.
+			s.copying = false
 			if !head.endsAtZ() {
 				s.dropUntilSync()
 				// Nothing left to answer before the client's Sync: the
@@ -532,17 +822,7 @@ func (s *session) relay() error {
 				s.skipping = len(s.pending) == 0
 			}
 		case pg.MsgParameterStatus:
-			before := b.params
-			name, value := b.noteParam(body)
-			if s.seen != nil && name != "" {
-				s.seen[name] = value
-				// seen still equals the backend's set only if it did before.
-				if s.seenSet == before {
-					s.seenSet = b.params
-				} else {
-					s.seenSet = nil
-				}
-			}
+			s.noteParam(body)
 		case pg.MsgParseComplete:
 			if head == pkParseInj {
 				s.pop()
@@ -578,20 +858,26 @@ func (s *session) relay() error {
 			return clientError{err}
 		}
 		if typ == pg.MsgCopyInResponse {
-			// COPY FROM STDIN run by Execute: the server ignores the Sync
-			// that followed in the batch, and answers CopyDone or CopyFail
-			// only at the client's next Sync or Flush, so the session goes
-			// back to reading the client after the data.
-			extended := head == pkExec
-			if extended {
+			s.copying, s.copyExtended = true, head == pkExec
+			if s.copyExtended {
 				s.pending = slices.DeleteFunc(s.pending, func(p pend) bool { return p.kind == pkSync })
 			}
-			if err := s.copyIn(); err != nil {
-				return err
-			}
-			if extended {
-				return nil
-			}
+		}
+	}
+}
+
+// noteParam records a ParameterStatus the client is about to see.
+func (s *session) noteParam(body []byte) {
+	b := s.b
+	before := b.params
+	name, value := b.noteParam(body)
+	if s.seen != nil && name != "" {
+		s.seen[name] = value
+		// seen still equals the backend's set only if it did before.
+		if s.seenSet == before {
+			s.seenSet = b.params
+		} else {
+			s.seenSet = nil
 		}
 	}
 }
@@ -628,9 +914,11 @@ func (s *session) dropUntilSync() {
 		case pkParse, pkSynParse:
 			if p.name != "" && s.stmts[p.name] == p.st {
 				delete(s.stmts, p.name)
+				s.p.regs.release(p.st, false)
 			}
 		case pkSynClose:
 			s.stmts[p.name] = p.st
+			s.p.regs.retain(p.st)
 		}
 	}
 	s.pending = append(s.pending[:0], s.pending[k:]...)
@@ -640,6 +928,12 @@ func (s *session) dropUntilSync() {
 func (s *session) noteZ(st byte) {
 	b := s.b
 	s.lastZ = st
+	if st == pg.TxIdle && s.ddl {
+		// The DDL is committed (or rolled back): statements prepared
+		// while it was under way may not fit.
+		s.ddl = false
+		s.p.regs.schemaChanged()
+	}
 	if in := st != pg.TxIdle; in != b.inTx {
 		b.inTx = in
 		if in {
@@ -687,16 +981,48 @@ func (s *session) stream(typ byte, n int) error {
 }
 
 // copyIn relays the client's COPY data to the server until CopyDone or
-// CopyFail. Flush and Sync during COPY IN are ignored, as the server does.
-func (s *session) copyIn() error {
+// CopyFail (ended), or until the server has something to say while the
+// client streams or pauses (an ErrorResponse that should stop it, a
+// notice): the relay forwards that and comes back. A watch (startWatch)
+// runs for the whole COPY, one goroutine that stays parked while the
+// server is silent; its wake-up interrupts whatever client read is under
+// way, which then goes on, and the session returns to the relay at the
+// next message boundary. Flush and Sync during COPY IN are ignored, as the
+// server does.
+func (s *session) copyIn() (ended bool, err error) {
 	if err := s.cw.Flush(); err != nil {
-		return clientError{err}
+		return false, clientError{err}
 	}
 	b := s.b
+	if b.r.Buffered() > 0 {
+		return false, nil // the server has spoken already
+	}
+	s.startWatch()
+	defer func() {
+		if s.watch != nil && s.stopWatch() {
+			// It fired after all: undo its wake-up.
+			s.conn.SetReadDeadline(time.Time{})
+			s.cr.ClearTimeout()
+		}
+	}()
 	for {
+		if w := s.watch; w == nil || w.fired.Load() {
+			if w != nil {
+				s.wake()
+			}
+			return false, nil
+		}
+		if !s.cr.PeekReady() {
+			if err := b.w.Flush(); err != nil {
+				return false, backendError{err}
+			}
+		}
 		typ, n, err := s.cr.Header()
 		if err != nil {
-			return clientError{err}
+			if s.woken(err) {
+				continue
+			}
+			return false, clientError{err}
 		}
 		switch typ {
 		case pg.MsgCopyData:
@@ -705,29 +1031,53 @@ func (s *session) copyIn() error {
 				chunk := min(n, 16<<10)
 				body, err := s.cr.Body(chunk)
 				if err != nil {
-					return clientError{err}
+					if s.woken(err) {
+						continue
+					}
+					return false, clientError{err}
 				}
 				if _, err := b.w.Write(body); err != nil {
-					return backendError{err}
+					return false, backendError{err}
 				}
 				n -= chunk
 			}
 		case pg.MsgCopyDone, pg.MsgCopyFail:
 			body, err := s.cr.Body(n)
+			for err != nil && s.woken(err) {
+				body, err = s.cr.Body(n)
+			}
 			if err != nil {
-				return clientError{err}
+				return false, clientError{err}
 			}
 			pg.WriteMessage(b.w, typ, body)
 			if err := b.w.Flush(); err != nil {
-				return backendError{err}
+				return false, backendError{err}
 			}
-			return nil
+			return true, nil
 		case pg.MsgFlush, pg.MsgSync:
 			if err := s.cr.Skip(n); err != nil {
-				return clientError{err}
+				return false, clientError{err}
 			}
 		default:
-			return clientError{fmt.Errorf("unexpected message %q during COPY IN", typ)}
+			return false, clientError{fmt.Errorf("unexpected message %q during COPY IN", typ)}
 		}
 	}
+}
+
+// woken reports whether a client read failed only because the session's
+// watch woke it; the watch is then over and reading can go on.
+func (s *session) woken(err error) bool {
+	if w := s.watch; w == nil || !w.fired.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	s.wake()
+	return true
+}
+
+// wake ends a watch that fired: the client read deadline it expired is
+// cleared, and so is the error a read may have kept.
+func (s *session) wake() {
+	s.stopWatch()
+	s.conn.SetReadDeadline(time.Time{})
+	s.cr.ClearTimeout()
 }

@@ -72,15 +72,20 @@ type session struct {
 	b    *backend
 	pool *pool
 
-	pinned   bool
-	stmts    map[string]*stmt
-	unnamed  *stmt
-	pending  []pend
-	lastZ    byte // last ReadyForQuery status from the held backend; 0 unknown
-	sent     int  // bytes forwarded since the last flush to the backend
-	skipping bool // after an extended-protocol error, until the client's Sync
-	broken   bool // the held backend is mid-message or gone
-	fatal    bool // a FATAL from the server was forwarded
+	pinned       bool
+	stmts        map[string]*stmt
+	unnamed      *stmt
+	pending      []pend
+	lastZ        byte // last ReadyForQuery status from the held backend; 0 unknown
+	sent         int  // bytes forwarded since the last flush to the backend
+	skipping     bool // after an extended-protocol error, until the client's Sync
+	ddl          bool // DDL ran in the current transaction
+	copying      bool // in COPY FROM STDIN, until the client's CopyDone or CopyFail
+	copyExtended bool // that COPY was run by Execute
+	broken       bool // the held backend is mid-message or gone
+	fatal        bool // a FATAL from the server was forwarded
+
+	watch *watch // while a pinned session waits for its client
 
 	inBatch  bool
 	reqStart time.Time
@@ -141,6 +146,9 @@ func (s *session) serve(done func()) {
 // resources.
 func (s *session) finish() {
 	s.cancel()
+	if s.watch != nil {
+		s.stopWatch()
+	}
 	if b := s.b; b != nil {
 		reusable := false
 		switch {
@@ -170,6 +178,10 @@ func (s *session) finish() {
 		}
 		s.pinned = false
 	}
+	for _, st := range s.stmts {
+		s.p.regs.release(st, false)
+	}
+	clear(s.stmts)
 	if s.pid != 0 {
 		s.m.unregisterKey(s)
 	}
@@ -303,6 +315,8 @@ func (s *session) handshake() error {
 				s.want[i], s.wantSet[i] = prm.Value, true
 			} else if strings.HasPrefix(lower, "_pq_.") {
 				unsupported = append(unsupported, prm.Name)
+			} else if lower == "options" {
+				return s.sendFatal("0A000", "Feature not supported: RDS Proxy currently doesn't support command-line options.")
 			} else {
 				return s.sendFatal("0A000", "Feature not supported: RDS Proxy currently doesn't support the option %s.", prm.Name)
 			}
@@ -600,6 +614,7 @@ func (s *session) releaseBackend(reusable bool) {
 	}
 	s.broken = false
 	s.skipping = false
+	s.copying = false
 	s.sent = 0
 	s.pending = s.pending[:0]
 	b.t.release(b, reusable)

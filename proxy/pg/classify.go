@@ -17,6 +17,9 @@ const (
 	// ClassDropsPrepared marks DEALLOCATE ALL and DISCARD ALL: every prepared
 	// statement of the session is gone afterwards.
 	ClassDropsPrepared
+	// ClassDDL marks CREATE, ALTER, DROP and DO: the schema may change, and
+	// prepared statements with it.
+	ClassDDL
 )
 
 // Classify scans SQL text (one or more ';'-separated statements) with a
@@ -261,5 +264,114 @@ func (st *stmtState) end(c *Class) {
 		*c |= ClassListen
 	case eqFold(f, "load"):
 		*c |= ClassLoad
+	case eqFold(f, "create"), eqFold(f, "alter"), eqFold(f, "drop"), eqFold(f, "do"):
+		*c |= ClassDDL
 	}
+}
+
+// DeallocateName reports the statement name of SQL text that is exactly
+// one DEALLOCATE [PREPARE] name statement (comments, whitespace and a
+// closing semicolon allowed), folded as PostgreSQL folds identifiers:
+// unquoted names to lower case, quoted ones as written. DEALLOCATE ALL and
+// anything else report false. The proxy uses it to apply a client's SQL
+// DEALLOCATE to the statement it prepared under another name.
+func DeallocateName(sql []byte) (string, bool) {
+	i := skipSpace(sql, 0)
+	w, i := word(sql, i)
+	if !eqFold(w, "deallocate") {
+		return "", false
+	}
+	i = skipSpace(sql, i)
+	// PREPARE is optional, and also a valid name: "DEALLOCATE prepare".
+	if w, j := word(sql, i); eqFold(w, "prepare") {
+		if k := skipSpace(sql, j); k < len(sql) && sql[k] != ';' {
+			i = k
+		}
+	}
+	var name []byte
+	quoted := i < len(sql) && sql[i] == '"'
+	if quoted {
+		for i++; ; i++ {
+			if i >= len(sql) {
+				return "", false
+			}
+			if sql[i] == '"' {
+				if i+1 < len(sql) && sql[i+1] == '"' {
+					name = append(name, '"')
+					i++
+					continue
+				}
+				i++
+				break
+			}
+			name = append(name, sql[i])
+		}
+		if len(name) == 0 {
+			return "", false
+		}
+	} else {
+		w, i = word(sql, i)
+		if w == nil || eqFold(w, "all") {
+			return "", false
+		}
+		name = make([]byte, len(w))
+		for k, c := range w {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			name[k] = c
+		}
+	}
+	i = skipSpace(sql, i)
+	if i < len(sql) && sql[i] == ';' {
+		i = skipSpace(sql, i+1)
+	}
+	if i != len(sql) {
+		return "", false
+	}
+	return string(name), true
+}
+
+// skipSpace returns the index of the first byte at or after i that is
+// neither whitespace nor inside a comment.
+func skipSpace(sql []byte, i int) int {
+	for i < len(sql) {
+		switch c := sql[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			i++
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			depth := 1
+			for i += 2; i < len(sql) && depth > 0; {
+				if sql[i] == '*' && i+1 < len(sql) && sql[i+1] == '/' {
+					depth--
+					i += 2
+				} else if sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*' {
+					depth++
+					i += 2
+				} else {
+					i++
+				}
+			}
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// word returns the unquoted identifier or keyword at i (nil if none) and
+// the index after it.
+func word(sql []byte, i int) ([]byte, int) {
+	if i >= len(sql) || !isIdentStart(sql[i]) {
+		return nil, i
+	}
+	j := i + 1
+	for j < len(sql) && isIdentChar(sql[j]) {
+		j++
+	}
+	return sql[i:j], j
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 )
 
@@ -75,6 +76,15 @@ func (r *Reader) Release() {
 	b := r.buf
 	bigBufs.Put(&b)
 	r.buf, r.pooled, r.r, r.w = r.small, false, 0, 0
+}
+
+// ClearTimeout forgets a read-deadline error so that reading can go on:
+// the caller set the deadline to interrupt a wait, and nothing buffered was
+// consumed by the failed read.
+func (r *Reader) ClearTimeout() {
+	if errors.Is(r.err, os.ErrDeadlineExceeded) {
+		r.err = nil
+	}
 }
 
 // Buffered reports how many bytes are buffered and not yet consumed.

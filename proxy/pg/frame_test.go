@@ -2,12 +2,16 @@ package pg
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // TestReaderSizes reads messages of every size class through fixed and
@@ -139,4 +143,25 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("fixed reader: %d messages, %v; small reader: %d messages, %v", len(fa), ea, len(fb), eb)
 		}
 	})
+}
+
+// TestReaderClearTimeout: a read interrupted by a deadline loses nothing,
+// and reading goes on once the error is cleared.
+func TestReaderClearTimeout(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := NewSmallReader(a, 64)
+	go b.Write([]byte{'Q', 0, 0})
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, _, err := r.Header(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v, want a deadline error", err)
+	}
+	r.ClearTimeout()
+	a.SetReadDeadline(time.Time{})
+	go b.Write([]byte{0, 6, 'x', 0})
+	typ, body, err := r.Next()
+	if err != nil || typ != 'Q' || string(body) != "x\x00" {
+		t.Fatalf("after clearing: %q %q %v", typ, body, err)
+	}
 }

@@ -234,6 +234,14 @@ func AppendDescribeClose(dst []byte, typ, kind byte, name string) []byte {
 // CloseComplete, …).
 func AppendEmpty(dst []byte, typ byte) []byte { return append(dst, typ, 0, 0, 0, 4) }
 
+// AppendCommandComplete appends a CommandComplete message with the given
+// command tag.
+func AppendCommandComplete(dst []byte, tag string) []byte {
+	dst, s := Message(dst, MsgCommandComplete)
+	dst = AppendString(dst, tag)
+	return EndMessage(dst, s)
+}
+
 // AppendCancelRequest appends a CancelRequest packet (no type byte).
 func AppendCancelRequest(dst []byte, pid uint32, secret []byte) []byte {
 	dst = AppendInt32(dst, int32(16+len(secret)-4))

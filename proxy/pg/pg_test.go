@@ -52,9 +52,13 @@ func TestClassify(t *testing.T) {
 		"discard all":                                ClassDiscard | ClassDropsPrepared,
 		"DISCARD TEMP":                               ClassDiscard,
 		"listen foo":                                 ClassListen,
-		"create global temporary table t(a int)":     ClassTemp,
-		"create table pg_temp.t(a int)":              ClassTemp,
-		"create table temp_data(a int)":              0,
+		"create global temporary table t(a int)":     ClassTemp | ClassDDL,
+		"create table pg_temp.t(a int)":              ClassTemp | ClassDDL,
+		"create table temp_data(a int)":              ClassDDL,
+		"ALTER TABLE t DROP COLUMN b":                ClassDDL,
+		"select 1; drop type e":                      ClassDDL,
+		"do $$ begin end $$":                         ClassDDL,
+		"select 'create table x'":                    0,
 		"select * into temp t from x":                ClassTemp,
 		"declare c cursor with hold for select 1":    ClassHoldCursor,
 		"declare c cursor without hold for select 1": 0,
@@ -73,6 +77,33 @@ func TestClassify(t *testing.T) {
 	for sql, want := range cases {
 		if got := Classify([]byte(sql)); got != want {
 			t.Errorf("Classify(%q) = %b, want %b", sql, got, want)
+		}
+	}
+}
+
+func TestDeallocateName(t *testing.T) {
+	cases := []struct {
+		sql  string
+		name string // "" for not a single DEALLOCATE of a name
+	}{
+		{"DEALLOCATE ps", "ps"},
+		{"deallocate PREPARE Ps;", "ps"},
+		{" /* x */ Deallocate\n\"My \"\"S\"\"\" -- c", `My "S"`},
+		{"DEALLOCATE ALL", ""},
+		{"DEALLOCATE PREPARE ALL", ""},
+		{"DEALLOCATE \"all\"", "all"},
+		{"DEALLOCATE prepare", "prepare"},
+		{"DEALLOCATE ps; SELECT 1", ""},
+		{"DEALLOCATE", ""},
+		{"DEALLOCATE \"\"", ""},
+		{"DEALLOCATE \"open", ""},
+		{"SELECT 1", ""},
+		{"deallocate ps ; ", "ps"},
+	}
+	for _, c := range cases {
+		name, ok := DeallocateName([]byte(c.sql))
+		if ok != (c.name != "") || name != c.name {
+			t.Errorf("DeallocateName(%q) = %q, %v; want %q", c.sql, name, ok, c.name)
 		}
 	}
 }
@@ -147,6 +178,7 @@ func FuzzFrontendMessages(f *testing.F) {
 	f.Add(byte('B'), []byte("\x00s\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add(byte('D'), []byte("Ss\x00"))
 	f.Add(byte('Q'), []byte("select 'x'; set y=1\x00"))
+	f.Add(byte('Q'), []byte("deallocate prepare \"a\"\"b\";\x00"))
 	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
 		ParseParse(body)
 		ParseBind(body)
@@ -155,6 +187,9 @@ func FuzzFrontendMessages(f *testing.F) {
 			Classify(q)
 		}
 		Classify(body)
+		if name, ok := DeallocateName(body); ok && (name == "" || len(name) > len(body)) {
+			t.Fatalf("DeallocateName(%q) = %q", body, name)
+		}
 		ParseErrorResponse(body)
 		ParseParameterStatus(body)
 		var buf bytes.Buffer

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Outcomes of one test.
+const (
+	outPass = "pass"
+	outFail = "fail"
+	outSkip = "skip"
+	outHung = "hung" // started, never finished: the package timed out or crashed
+)
+
+// results maps a test ("pgxpool.TestX/sub") to its outcome.
+type results map[string]string
+
+// count returns how many tests had outcome o.
+func (rs results) count(o string) int {
+	n := 0
+	for _, v := range rs {
+		if v == o {
+			n++
+		}
+	}
+	return n
+}
+
+// event is one line of `go test -json`.
+type event struct {
+	Action  string
+	Package string
+	Test    string
+	Output  string
+}
+
+// runSuite runs every selected package against dsn and collects the
+// outcome of each test. A package's go test output is kept in the work
+// directory (mode-package.log).
+func (r *runner) runSuite(ctx context.Context, mode, dsn string) (results, error) {
+	rs := results{}
+	t0 := time.Now()
+	for _, p := range packages {
+		if len(r.opt.pkgs) > 0 && !slices.Contains(r.opt.pkgs, pkgLabel(p.name)) {
+			continue
+		}
+		start := time.Now()
+		if err := r.runPackage(ctx, mode, dsn, p.name, p.timeout, rs); err != nil {
+			return nil, err
+		}
+		logf("%-6s %-8s %s", mode, pkgLabel(p.name), time.Since(start).Round(time.Second))
+	}
+	logf("%s: %d passed, %d failed, %d hung, %d skipped in %s", mode, rs.count(outPass), rs.count(outFail),
+		rs.count(outHung), rs.count(outSkip), time.Since(t0).Round(time.Second))
+	return rs, nil
+}
+
+func pkgLabel(name string) string {
+	if name == "." {
+		return "pgx"
+	}
+	return name
+}
+
+func (r *runner) runPackage(ctx context.Context, mode, dsn, pkg string, timeout time.Duration, rs results) error {
+	args := []string{"test", "-json", "-count=1", "-timeout", timeout.String()}
+	if r.opt.race {
+		args = append(args, "-race")
+	}
+	if r.opt.run != "" {
+		args = append(args, "-run", r.opt.run)
+	}
+	if mode == "proxy" {
+		var skip []string
+		for t := range excluded {
+			if name, ok := strings.CutPrefix(t, pkgLabel(pkg)+"."); ok {
+				skip = append(skip, name)
+			}
+		}
+		if len(skip) > 0 {
+			slices.Sort(skip)
+			args = append(args, "-skip", "^("+strings.Join(skip, "|")+")$")
+		}
+	}
+	args = append(args, "./"+strings.TrimPrefix(pkg, "."))
+	cmd := exec.CommandContext(ctx, "go", args...)
+	// On Ctrl-C the test binary goes too, not only go test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Dir = r.pgxDir
+	// pgx's own go.mod and go.sum decide its dependencies; the module
+	// cache is read-only, which go test does not mind.
+	cmd.Env = append(os.Environ(), "PGX_TEST_DATABASE="+dsn, "GOFLAGS=-mod=readonly", "GOWORK=off")
+	logPath := filepath.Join(r.tmp, mode+"-"+pkgLabel(pkg)+".log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	cmd.Stderr = lf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	perr := parseEvents(io.TeeReader(out, lf), pkgLabel(pkg), rs)
+	werr := cmd.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if perr != nil {
+		return fmt.Errorf("go test %s: %v", pkg, perr)
+	}
+	if werr != nil {
+		if _, ok := werr.(*exec.ExitError); !ok {
+			return fmt.Errorf("go test %s: %v", pkg, werr)
+		}
+		// Test failures exit 1; a build failure shows no test at all.
+		if !hasPackage(rs, pkgLabel(pkg)) {
+			return fmt.Errorf("go test %s (%s) ran no test: %v\n%s", pkg, mode, werr, tail(logPath, 30))
+		}
+	}
+	return nil
+}
+
+// tempDigits matches the random part of temporary names that some tests
+// put in their subtest names (t.TempDir paths), so that runs compare.
+var tempDigits = regexp.MustCompile(`[0-9]{6,}`)
+
+// parseEvents reads `go test -json` output and records each test's last
+// outcome under label.Test; tests left running count as hung.
+func parseEvents(rd io.Reader, label string, rs results) error {
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Test == "" {
+			continue // build output, package-level lines
+		}
+		key := label + "." + tempDigits.ReplaceAllString(e.Test, "N")
+		switch e.Action {
+		case "run":
+			rs[key] = outHung
+		case "pass":
+			rs[key] = outPass
+		case "fail":
+			rs[key] = outFail
+		case "skip":
+			rs[key] = outSkip
+		}
+	}
+	return sc.Err()
+}
+
+func hasPackage(rs results, label string) bool {
+	for k := range rs {
+		if strings.HasPrefix(k, label+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// report prints the comparison and says whether the proxy failed a test
+// that is not excluded.
+func report(w io.Writer, res map[string]results) (failed bool) {
+	direct, proxy := res["direct"], res["proxy"]
+	for _, mode := range []string{"direct", "proxy"} {
+		if rs, ok := res[mode]; ok {
+			fmt.Fprintf(w, "%-6s: %d passed, %d failed, %d hung, %d skipped\n", mode, rs.count(outPass), rs.count(outFail), rs.count(outHung), rs.count(outSkip))
+		}
+	}
+	if direct == nil || proxy == nil {
+		return false
+	}
+	var regress, excl []string
+	passed := 0
+	for t, o := range direct {
+		if o != outPass {
+			continue
+		}
+		switch {
+		case proxy[t] == outPass:
+			passed++
+		case excluded[topLevel(t)] != "":
+			excl = append(excl, t)
+		default:
+			regress = append(regress, t)
+		}
+	}
+	slices.Sort(regress)
+	slices.Sort(excl)
+	if len(excl) > 0 {
+		fmt.Fprintf(w, "\nExcluded (pass directly; not run through the proxy):\n")
+		for _, t := range excl {
+			fmt.Fprintf(w, "  %s: %s\n", t, excluded[topLevel(t)])
+		}
+	}
+	if len(regress) > 0 {
+		fmt.Fprintf(w, "\nPass directly, not through the proxy:\n")
+		for _, t := range regress {
+			fmt.Fprintf(w, "  %s (%s)\n", t, outcome(proxy[t]))
+		}
+	}
+	fmt.Fprintf(w, "\n%d excluded\n%d passed, %d failed\n", len(excl), passed, len(regress))
+	return len(regress) > 0 || passed == 0
+}
+
+func outcome(o string) string {
+	if o == "" {
+		return "not run"
+	}
+	return o
+}
+
+// topLevel strips subtests: "pgx.TestA/sub" → "pgx.TestA".
+func topLevel(t string) string {
+	if i := strings.IndexByte(t, '/'); i >= 0 {
+		return t[:i]
+	}
+	return t
+}
