@@ -84,15 +84,19 @@
 // testcontainers' TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX points the pulls
 // at a mirror.
 //
-//   - PostgreSQL: the image's entrypoint creates the master user
-//     (POSTGRES_USER, a superuser as on the process backend) with
-//     POSTGRES_PASSWORD and the database (POSTGRES_DB) at the first start,
-//     and an init script adds rdsadmin. The server runs with
-//     max_connections from the instance class and fsync=off.
+//   - PostgreSQL: the image's entrypoint creates its superuser, rdsadmin
+//     (POSTGRES_USER, with the Manager's own password), and the database
+//     (POSTGRES_DB) at the first start; an init script adds RDS's roles
+//     and the master user as on the process backend (a member of
+//     rds_superuser, no superuser), owner of its database and of postgres.
+//     The server runs with max_connections from the instance class and
+//     fsync=off.
 //   - MariaDB / MySQL: a random root password (MYSQL_RANDOM_ROOT_PASSWORD)
-//     and an init script that creates rdsadmin, the master user with ALL
-//     PRIVILEGES on *.* (the images' MYSQL_USER would get one database
-//     only, and may not be root) and the database. The server runs with
+//     and an init script that creates rdsadmin, the master user with
+//     RDS's grant list on *.* (the images' MYSQL_USER would get one
+//     database only, and may not be root) and the database: RDS for
+//     MariaDB's list on mariadb images; on mysql images, RDS for MySQL
+//     8.0's, less SET_USER_ID (gone in 8.4). The server runs with
 //     --max-connections from the instance class and utf8mb4.
 //
 // Both accounts are '%' / host-wide, since connections come through the
@@ -175,10 +179,17 @@
 //   - PostgreSQL: the template's superuser is rdsadmin (the name RDS
 //     reserves), with a password kept beside the template; pg_hba.conf
 //     allows only scram-sha-256: "local all", "host all 127.0.0.1/32" and
-//     "host replication 127.0.0.1/32". At first start rdsadmin creates the
-//     master role (LOGIN SUPERUSER — more than RDS's rds_superuser, so
-//     tests never trip on a missing privilege), the database owned by it,
-//     and gives itself a fresh random password. postgres runs directly
+//     "host replication 127.0.0.1/32". The template also holds RDS's roles:
+//     rds_superuser (member of pg_monitor, pg_signal_backend and, from 15,
+//     pg_checkpoint), rds_replication and rds_password. At first start
+//     rdsadmin creates the master role as RDS has it — LOGIN NOSUPERUSER
+//     CREATEDB CREATEROLE, member of rds_superuser (WITH ADMIN OPTION) —
+//     gives it its database and the postgres database, and gives itself a
+//     fresh random password. So the master user can create roles,
+//     databases and trusted extensions, see every session and signal
+//     those of other non-superusers, and is refused ALTER SYSTEM, COPY …
+//     PROGRAM, server file access, untrusted extensions and languages
+//     with PostgreSQL's own 42501 errors, as on RDS. postgres runs directly
 //     (no pg_ctl) with listen_addresses=127.0.0.1, no Unix socket,
 //     cluster_name=<ID> (visible in ps), shared_buffers=32MB, fsync=off
 //     (commits still reach the OS, so data survives the server or rdslocal
@@ -186,9 +197,12 @@
 //     wal_keep_size=64MB (a replica that was down a while can catch up).
 //   - MariaDB: the template has no root or anonymous account. The first
 //     start runs an --init-file that creates 'rdsadmin'@'127.0.0.1' (random
-//     password) and 'master'@'%' with ALL PRIVILEGES minus READ_ONLY ADMIN
-//     (so, as on RDS, it cannot write on a read-only replica), and the
-//     database. Every server writes a binlog with GTIDs (log_bin,
+//     password, every privilege) and 'master'@'%' with RDS for MariaDB's
+//     grant list WITH GRANT OPTION (SELECT … CREATE USER, EVENT, TRIGGER,
+//     REPLICATION SLAVE/CLIENT, RELOAD, PROCESS; SHOW CREATE ROUTINE from
+//     11.4) — no SUPER, FILE, SHUTDOWN or READ_ONLY ADMIN, so, as on RDS,
+//     it cannot write on a read-only replica or set global variables —
+//     and the database. Every server writes a binlog with GTIDs (log_bin,
 //     log_slave_updates, server_id derived from the ID), with
 //     innodb_buffer_pool_size=32M and small table caches. The binlog is
 //     never purged (replicas are seeded from its first event), so it

@@ -76,11 +76,7 @@ func (my mariadb) seedPrimary(_ context.Context, in install, r runAs, dir string
 		"CREATE USER " + admin + " IDENTIFIED BY " + myLiteral(md.AdminPassword),
 		"GRANT ALL PRIVILEGES ON *.* TO " + admin + " WITH GRANT OPTION",
 		"CREATE USER " + master + " IDENTIFIED BY " + myLiteral(md.MasterPassword),
-		"GRANT ALL PRIVILEGES ON *.* TO " + master + " WITH GRANT OPTION",
-	}
-	if !versionLess(in.version, "10.5.2") {
-		// Like RDS's master user, it cannot write on a read-only replica.
-		stmts = append(stmts, "REVOKE READ_ONLY ADMIN ON *.* FROM "+master)
+		"GRANT " + myMasterPrivileges(in.version) + " ON *.* TO " + master + " WITH GRANT OPTION",
 	}
 	if md.DBName != "" {
 		stmts = append(stmts, "CREATE DATABASE "+myIdent(md.DBName))
@@ -95,6 +91,22 @@ func (mariadb) seedReplica(_ context.Context, _ *Manager, _ install, r runAs, di
 	md.AdminPassword = primary.AdminPassword // arrives with the binlog
 	stmts := append(myChangeMaster(primary), "SET GLOBAL gtid_slave_pos = ''", "START SLAVE")
 	return writeOwned(filepath.Join(dir, bootstrapName), []byte(strings.Join(stmts, ";\n")+";\n"), r)
+}
+
+// myMasterPrivileges is the grant list RDS for MariaDB gives its master
+// user ("Master user account privileges", RDS User Guide): no SUPER, no
+// FILE, no READ_ONLY ADMIN (so it cannot write on a read-only replica), no
+// SHUTDOWN. SHOW CREATE ROUTINE comes with 11.4, as on RDS. MySQL and
+// Aurora MySQL, served by MariaDB here, get the same list: MariaDB has none
+// of MySQL 8's dynamic privileges (ROLE_ADMIN, …) to add.
+func myMasterPrivileges(version string) string {
+	p := "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, " +
+		"SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION CLIENT, CREATE VIEW, " +
+		"SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER, REPLICATION SLAVE"
+	if !versionLess(version, "11.4") {
+		p += ", SHOW CREATE ROUTINE"
+	}
+	return p
 }
 
 // myChangeMaster points a replica at primary, from its GTID position.

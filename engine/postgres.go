@@ -61,15 +61,50 @@ func (postgres) buildTemplate(ctx context.Context, m *Manager, in install, r run
 		return err
 	}
 	// The master's database, made ahead: renaming it at first start is
-	// instant, CREATE DATABASE is not (it copies template1).
+	// instant, CREATE DATABASE is not (it copies template1). Then RDS's
+	// own roles (one statement per line in single-user mode).
 	single := exec.Command(in.bins["server"], "--single", "-D", data, "-c", "fsync=off", "postgres")
 	single.SysProcAttr = r.attr()
-	single.Stdin = strings.NewReader("CREATE DATABASE " + pgNewDB + "\n")
+	single.Stdin = strings.NewReader("CREATE DATABASE " + pgNewDB + "\n" + strings.Join(pgRDSRoles(in.major), "\n") + "\n")
 	if err := m.run(ctx, single); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, pgAdminPWName), []byte(pw), 0o600)
 }
+
+// pgRDSRoles creates the roles RDS for PostgreSQL has: rds_superuser,
+// the master user's group (not a superuser: CREATEROLE and CREATEDB come
+// with the master role itself), member of pg_monitor and
+// pg_signal_backend (and pg_checkpoint from 15, RDS's CHECKPOINT
+// privilege), and rds_replication and rds_password, which it may grant.
+// See "Understanding the rds_superuser role" in the RDS User Guide.
+func pgRDSRoles(major string) []string {
+	builtin := "pg_monitor, pg_signal_backend"
+	if n, _ := strconv.Atoi(major); n >= 15 {
+		builtin += ", pg_checkpoint"
+	}
+	return []string{
+		"CREATE ROLE " + pgSuperGroup + " NOLOGIN",
+		"CREATE ROLE rds_replication NOLOGIN",
+		"CREATE ROLE rds_password NOLOGIN",
+		"GRANT " + builtin + " TO " + pgSuperGroup + " WITH ADMIN OPTION",
+		"GRANT rds_replication, rds_password TO " + pgSuperGroup + " WITH ADMIN OPTION",
+	}
+}
+
+// pgMasterRole creates the master role as RDS has it: no superuser; it
+// may create roles and databases, and belongs to rds_superuser (which it
+// may grant).
+func pgMasterRole(name, password string) []string {
+	user := pgx.Identifier{name}.Sanitize()
+	return []string{
+		"CREATE ROLE " + user + " WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD " + pgLiteral(password) + " VALID UNTIL 'infinity'",
+		"GRANT " + pgSuperGroup + " TO " + user + " WITH ADMIN OPTION",
+	}
+}
+
+// pgSuperGroup is the role RDS makes the master user a member of.
+const pgSuperGroup = "rds_superuser"
 
 // pgNewDB is the database the template holds for the master user: the
 // first start renames it to DBName, or drops it.
@@ -142,10 +177,10 @@ func (p postgres) bootstrap(ctx context.Context, m *Manager, s *server, md *meta
 	}
 	newAdmin := newPassword()
 	user := pgx.Identifier{md.MasterUsername}.Sanitize()
-	stmts := []string{
-		"CREATE ROLE " + user + " WITH LOGIN SUPERUSER PASSWORD " + pgLiteral(md.MasterPassword),
-		"ALTER ROLE " + adminUser + " PASSWORD " + pgLiteral(newAdmin),
-	}
+	// As on RDS, the master owns its database and the postgres database.
+	stmts := append(pgMasterRole(md.MasterUsername, md.MasterPassword),
+		"ALTER ROLE "+adminUser+" PASSWORD "+pgLiteral(newAdmin),
+		"ALTER DATABASE postgres OWNER TO "+user)
 	if md.DBName != "" && md.DBName != "postgres" {
 		db := pgx.Identifier{md.DBName}.Sanitize()
 		stmts = append(stmts, "ALTER DATABASE "+pgNewDB+" RENAME TO "+db, "ALTER DATABASE "+db+" OWNER TO "+user)
@@ -293,3 +328,6 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// pgIdent quotes s as an SQL identifier.
+func pgIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
