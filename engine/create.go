@@ -45,6 +45,9 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Instance, error) {
 		m.log.Warn("engine: instance "+StatusFailed, "id", s.ID, "engine", s.Engine, "err", err)
 		return Instance{}, fmt.Errorf("create instance %s: %w", s.ID, err)
 	}
+	if md.Role == RoleReplica {
+		inst.repl = Replication{Running: true, Checked: time.Now()} // Create checked it caught up
+	}
 	m.setState(inst, func() { inst.meta = *md }, StatusAvailable,
 		"version", md.EngineVersion, "role", md.Role, "elapsed", time.Since(start).Round(time.Millisecond))
 	return m.Get(s.ID)

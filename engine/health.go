@@ -194,7 +194,7 @@ func (m *Manager) recordReplication(inst *instance, md meta, st replState, lag t
 	was := inst.repl
 	inst.repl = r
 	m.mu.Unlock()
-	if was.Running != r.Running || was.Checked.IsZero() && !r.Running {
+	if !was.Checked.IsZero() && was.Running != r.Running || was.Checked.IsZero() && !r.Running {
 		m.emit(Event{ID: md.ID, Kind: EventReplication, Running: r.Running, Detail: r.Error})
 	}
 }
@@ -229,4 +229,5 @@ func (s *server) kill() {
 	s.stopping.Store(true)
 	_ = syscall.Kill(-s.pid, syscall.SIGKILL)
 	<-s.done
+	killStragglers(s.data)
 }

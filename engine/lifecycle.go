@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"syscall"
 )
 
 // startServer launches inst's server as md describes it.
@@ -24,9 +23,9 @@ func (m *Manager) startServer(inst *instance, in install, r runAs, md meta) (*se
 // onExit records a server that exited without being asked to, and
 // reports it if the instance was in service.
 func (m *Manager) onExit(inst *instance, s *server) {
-	// What is left of a dead postmaster's process group is of no use
-	// and would hold its shared memory.
-	_ = syscall.Kill(-s.pid, syscall.SIGKILL)
+	// What is left of a dead server is of no use, holds its shared
+	// memory, and may still commit a transaction nobody will see again.
+	killStragglers(s.data)
 	m.mu.Lock()
 	current, was, id := inst.srv == s, inst.status, inst.meta.ID
 	m.mu.Unlock()

@@ -111,15 +111,8 @@ func myMasterPrivileges(version string) string {
 
 // myChangeMaster points a replica at primary, from its GTID position.
 func myChangeMaster(primary meta) []string {
-	return myChangeMasterFrom(primary, "slave_pos")
-}
-
-// myChangeMasterFrom points a replica at primary, from the GTID position
-// named by use: slave_pos (what it replicated) or current_pos (what it
-// has, including its own writes as a former primary).
-func myChangeMasterFrom(primary meta, use string) []string {
-	return []string{fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_USE_GTID=%s, MASTER_CONNECT_RETRY=1",
-		myLiteral(primary.Host), primary.Port, myLiteral(adminUser), myLiteral(primary.AdminPassword), use)}
+	return []string{fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+		myLiteral(primary.Host), primary.Port, myLiteral(adminUser), myLiteral(primary.AdminPassword))}
 }
 
 func (mariadb) command(in install, r runAs, dir string, md meta) *exec.Cmd {
@@ -528,7 +521,10 @@ func (my mariadb) resume(ctx context.Context, m *Manager, in install, r runAs, i
 	if err := m.waitReady(ctx, srv, func(ctx context.Context) error { return my.ping(ctx, admin) }, my.refused); err != nil {
 		return err
 	}
-	stmts := append(append([]string{"STOP SLAVE", "RESET SLAVE ALL"}, myChangeMasterFrom(primary, "current_pos")...), "START SLAVE")
+	// Its position is what it has, including its own writes as a former
+	// primary (gtid_current_pos); MASTER_GTID_WAIT measures slave_pos.
+	stmts := append(append([]string{"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL gtid_slave_pos = @@gtid_current_pos"},
+		myChangeMaster(primary)...), "START SLAVE")
 	if err := my.exec(ctx, admin, stmts...); err != nil {
 		return srv.withLog(err)
 	}
