@@ -172,6 +172,14 @@ func (m *Manager) waitReady(ctx context.Context, s *server, try func(context.Con
 			return nil
 		}
 		if fatal != nil && fatal(err) {
+			// It may be another server on our port that answered, ours
+			// having failed to bind it (another program took the port
+			// after we probed it): then ours exits at once, and says why.
+			select {
+			case <-s.done:
+				return s.withLog(fmt.Errorf("server exited (%v) before it accepted connections; last attempt: %v", s.err, err))
+			case <-time.After(500 * time.Millisecond):
+			}
 			return s.withLog(err)
 		}
 		select {

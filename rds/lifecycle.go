@@ -130,6 +130,18 @@ func (r *RDS) startCreate(st *regionState, in *instance) {
 	multiAZ := in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == ""
 	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		got, err := r.opts.Engines.Create(ctx, spec)
+		if errors.Is(err, engine.ErrNoFreePort) && spec.Port != 0 && in.ExternalEndpoint == "" {
+			// Another program took the port we chose before the server
+			// bound it: let the engine layer pick one.
+			r.log.Warn("DB instance port taken; the server takes another", "instance", in.ID, "port", spec.Port, "err", err)
+			spec.Port = 0
+			if got, err = r.opts.Engines.Create(ctx, spec); err == nil {
+				r.mu.Lock()
+				r.addrs.releasePort(in.Port)
+				r.addrs.claimPort(got.Port)
+				r.mu.Unlock()
+			}
+		}
 		if err == nil && multiAZ {
 			err = r.createStandby(ctx, spec, sbID)
 		}

@@ -338,11 +338,45 @@ func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, 
 		if err == nil {
 			return time.Since(start), failed
 		}
+		if failed == 0 {
+			t.Logf("%s: first failed write after %v: %v", what, time.Since(start).Round(time.Millisecond), err)
+		}
 		failed++
 		if time.Since(start) > time.Minute {
 			t.Fatalf("%s: no successful write within a minute: %v", what, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// probeWrites writes through the proxy until a write succeeds: a client
+// that keeps working through a failover. A statement in flight when the
+// writer goes away fails, as on RDS Proxy, and may end the session; the
+// client then connects again. It returns how long it took and how many
+// attempts failed.
+func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, next func() int) (time.Duration, int) {
+	t.Helper()
+	ctx := context.Background()
+	return writeUntilOK(t, "client writing through the proxy", func() error {
+		if c == nil || c.IsClosed() {
+			var err error
+			c, err = pgx.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=master password=%s dbname=app sslmode=disable connect_timeout=10", endpoint, haPassword))
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { c.Close(ctx) })
+		}
+		_, err := c.Exec(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'probe')", next()))
+		return err
+	})
+}
+
+// idleCarriesOn checks that a client that stayed idle through a failover
+// carries on against the new writer without an error.
+func idleCarriesOn(t *testing.T, idle *pgx.Conn, row int) {
+	t.Helper()
+	if _, err := idle.Exec(context.Background(), fmt.Sprintf("INSERT INTO t VALUES (%d, 'idle')", row)); err != nil {
+		t.Fatalf("a client idle through the failover: %v", err)
 	}
 }
 
@@ -403,9 +437,9 @@ func TestClusterFailoverDemotes(t *testing.T) {
 			if _, err := w.Exec("INSERT INTO t VALUES (1, 'before')"); err != nil {
 				t.Fatal(err)
 			}
-			var idle *pgx.Conn
+			var idle, probe *pgx.Conn
 			if isPG(engine) {
-				idle = viaProxy(t, endpoint)
+				idle, probe = viaProxy(t, endpoint), viaProxy(t, endpoint)
 				if _, err := idle.Exec(ctx, "INSERT INTO t VALUES (2, 'via-proxy')"); err != nil {
 					t.Fatal(err)
 				}
@@ -417,14 +451,10 @@ func TestClusterFailoverDemotes(t *testing.T) {
 			var failed int
 			if isPG(engine) {
 				n := 10
-				took, failed = writeUntilOK(t, "idle client through the proxy", func() error {
-					n++
-					_, err := idle.Exec(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'after')", n))
-					return err
-				})
-				t.Logf("figure: %s FailoverDBCluster call → first write through the proxy by an idle client: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
+				took, failed = probeWrites(t, endpoint, probe, func() int { n++; return n })
+				t.Logf("figure: %s FailoverDBCluster call → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 			} else {
-				took, failed = writeUntilOK(t, "write on the new writer", func() error {
+				took, _ = writeUntilOK(t, "write on the new writer", func() error {
 					if h.writer(t, cl) != cl+"-2" {
 						return errors.New("not failed over yet")
 					}
@@ -445,6 +475,8 @@ func TestClusterFailoverDemotes(t *testing.T) {
 			hasRow(t, nw, 1)
 			if isPG(engine) {
 				hasRow(t, nw, 2)
+				idleCarriesOn(t, idle, 4)
+				hasRow(t, nw, 4)
 			}
 			if _, err := nw.Exec("INSERT INTO t VALUES (3, 'on-new-writer')"); err != nil {
 				t.Fatal(err)
@@ -488,9 +520,9 @@ func TestWriterKilledFailsOver(t *testing.T) {
 			for _, id := range []string{big, pick, small} {
 				hasRow(t, h.open(t, engine, id), 1)
 			}
-			var idle *pgx.Conn
+			var idle, probe *pgx.Conn
 			if isPG(engine) {
-				idle = viaProxy(t, endpoint)
+				idle, probe = viaProxy(t, endpoint), viaProxy(t, endpoint)
 			}
 			srv, err := h.emu.Server.Engines().Get(eid(w))
 			if err != nil || srv.PID == 0 {
@@ -501,12 +533,8 @@ func TestWriterKilledFailsOver(t *testing.T) {
 			var failed int
 			n := 10
 			if isPG(engine) {
-				took, failed = writeUntilOK(t, "idle client through the proxy", func() error {
-					n++
-					_, err := idle.Exec(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'after')", n))
-					return err
-				})
-				t.Logf("figure: %s writer SIGKILLed → first write through the proxy by an idle client: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
+				took, failed = probeWrites(t, endpoint, probe, func() int { n++; return n })
+				t.Logf("figure: %s writer SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 				c := viaProxy(t, endpoint)
 				if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2, 'new-client')"); err != nil {
 					t.Fatal(err)
@@ -533,7 +561,9 @@ func TestWriterKilledFailsOver(t *testing.T) {
 			hasRow(t, nw, 1)
 			hasRow(t, nw, 2)
 			if isPG(engine) {
-				hasRow(t, nw, n) // the idle client's acknowledged write
+				hasRow(t, nw, n) // the probe's acknowledged write
+				idleCarriesOn(t, idle, 4)
+				hasRow(t, nw, 4)
 			}
 			if _, err := nw.Exec("INSERT INTO t VALUES (3, 'later')"); err != nil {
 				t.Fatal(err)
@@ -573,9 +603,9 @@ func TestMultiAZForceFailover(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var idle *pgx.Conn
+			var idle, probe *pgx.Conn
 			if isPG(engine) {
-				idle = viaProxy(t, endpoint)
+				idle, probe = viaProxy(t, endpoint), viaProxy(t, endpoint)
 			}
 			n := 100
 			for round, standby := range []string{eid(id), eid(id) + ".standby"} {
@@ -586,12 +616,9 @@ func TestMultiAZForceFailover(t *testing.T) {
 					t.Fatal(err)
 				}
 				if isPG(engine) {
-					took, failed := writeUntilOK(t, "idle client through the proxy", func() error {
-						n++
-						_, err := idle.Exec(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'after')", n))
-						return err
-					})
-					t.Logf("figure: %s Multi-AZ force failover %d: call → first write through the proxy by an idle client: %v (%d failed attempts)", engine, round+1, took.Round(time.Millisecond), failed)
+					took, failed := probeWrites(t, endpoint, probe, func() int { n++; return n })
+					t.Logf("figure: %s Multi-AZ force failover %d: call → first write through the proxy: %v (%d failed attempts)", engine, round+1, took.Round(time.Millisecond), failed)
+					probe = nil // probeWrites may have replaced it; a fresh one next round
 				}
 				after := waitAvailable(t, h.rc, id)
 				if *after.Endpoint.Port == *before.Endpoint.Port {
@@ -607,6 +634,9 @@ func TestMultiAZForceFailover(t *testing.T) {
 						t.Fatalf("round %d: the former primary is not a replicating standby: %+v %v", round+1, sb, err)
 					}
 					time.Sleep(100 * time.Millisecond)
+				}
+				if isPG(engine) {
+					idleCarriesOn(t, idle, 50+round)
 				}
 				pdb := h.open(t, engine, id)
 				row := 10 + round
