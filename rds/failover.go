@@ -217,14 +217,15 @@ func (r *RDS) failoverCluster(st *regionState, cl *cluster, oldWriter, target st
 	}
 	oldEID := primaryEID(st, old)
 	type cand struct {
-		in  *instance
-		eid string
-		pos uint64
+		in         *instance
+		eid        string
+		tier, rank int
+		pos        uint64
 	}
 	var cands []cand
 	for _, m := range clusterMembers(st, cl.ID) {
 		if m.ID != oldWriter && m.Status == "available" && m.ReplicaOf == oldWriter && (target == "" || m.ID == target) {
-			cands = append(cands, cand{in: m, eid: primaryEID(st, m)})
+			cands = append(cands, cand{in: m, eid: primaryEID(st, m), tier: m.PromotionTier, rank: classRank(m.Class)})
 		}
 	}
 	// The writer leaves service now: the proxies queue new requests
@@ -250,11 +251,11 @@ func (r *RDS) failoverCluster(st *regionState, cl *cluster, oldWriter, target st
 	r.log.Info("cluster failover", "cluster", cl.ID, "writer", oldWriter, "planned", planned, "candidates", len(cands), "usable", len(usable))
 	sort.SliceStable(usable, func(i, j int) bool {
 		a, b := usable[i], usable[j]
-		if a.in.PromotionTier != b.in.PromotionTier {
-			return a.in.PromotionTier < b.in.PromotionTier
+		if a.tier != b.tier {
+			return a.tier < b.tier
 		}
-		if ra, rb := classRank(a.in.Class), classRank(b.in.Class); ra != rb {
-			return ra > rb
+		if a.rank != b.rank {
+			return a.rank > b.rank
 		}
 		return a.pos > b.pos
 	})
