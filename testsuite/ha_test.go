@@ -582,7 +582,8 @@ func TestWriterKilledFailsOver(t *testing.T) {
 
 // TestMultiAZForceFailover: RebootDBInstance with ForceFailover promotes
 // the hidden standby and rebuilds the former primary as the new standby,
-// twice (there and back). The proxy endpoint stays the same; the
+// twice (there and back); then the primary's server is killed and the
+// standby takes over by itself. The proxy endpoint stays the same; the
 // instance's own endpoint moves to the server that now serves it.
 func TestMultiAZForceFailover(t *testing.T) {
 	h := newHA(t)
@@ -653,9 +654,40 @@ func TestMultiAZForceFailover(t *testing.T) {
 				refusesWrites(t, engine, sdb)
 				sdb.Close()
 			}
+
+			// The primary's server dies: the standby takes over by itself.
+			before := h.instance(t, id)
+			prim, err := h.emu.Server.Engines().Get(eid(id))
+			if err != nil || prim.Role != "primary" {
+				t.Fatalf("primary after two failovers: %+v %v", prim, err)
+			}
+			killServer(t, prim.Dir)
+			if isPG(engine) {
+				took, failed := probeWrites(t, endpoint, nil, func() int { n++; return n })
+				t.Logf("figure: %s Multi-AZ primary SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
+			}
+			deadline := time.Now().Add(time.Minute)
+			for {
+				after := h.instance(t, id)
+				sb, err := h.emu.Server.Engines().Get(eid(id))
+				if *after.DBInstanceStatus == "available" && *after.Endpoint.Port != *before.Endpoint.Port &&
+					err == nil && sb.Role == "replica" && sb.Status == "available" && sb.Replication.Running {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the primary's death: instance %s port %d, former primary %+v %v", *after.DBInstanceStatus, *after.Endpoint.Port, sb, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if isPG(engine) {
+				idleCarriesOn(t, idle, 60)
+			}
+			hasRow(t, h.open(t, engine, id), 11)
 			h.wantEvents(t, types.SourceTypeDbInstance, id,
 				"Multi-AZ instance failover started.", "Multi-AZ instance failover completed.",
-				"Multi-AZ instance failover started.", "Multi-AZ instance failover completed.")
+				"Multi-AZ instance failover started.", "Multi-AZ instance failover completed.",
+				"Multi-AZ instance failover started.", "Multi-AZ instance failover completed.",
+				"Recovery of standby DB instance has completed.")
 		})
 	}
 }
