@@ -2,8 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -255,12 +253,6 @@ func TestDemoteDiverged(t *testing.T) {
 				t.Fatal(err)
 			}
 			ha = mustOpen(t, a, s.MasterPassword)
-			t.Cleanup(func() {
-				if t.Failed() {
-					b, _ := os.ReadFile(a.Dir + "/server.log")
-					t.Logf("%s log:\n%s", a.ID, string(b)[max(0, strings.LastIndex(string(b), "--- rdslocal")-3000):][:9000])
-				}
-			})
 			hasRows(t, ha, []int{1, 3}, []int{2})
 			if r := role(t, ha, e.engine); r != RoleReplica {
 				t.Fatalf("the rebuilt primary says it is a %s", r)

@@ -387,6 +387,28 @@ func (my mariadb) replicaStatus(ctx context.Context, l login) (replState, error)
 	return st, nil
 }
 
+// gtidSameOrigin reports whether, in every domain of want, the GTID of
+// have comes from the same server as want's ("0-7-42" and "0-7-40" do,
+// "0-9-42" does not).
+func gtidSameOrigin(have, want string) bool {
+	origin := func(pos string) map[string]string {
+		m := map[string]string{}
+		for _, g := range strings.Split(pos, ",") {
+			if parts := strings.Split(strings.TrimSpace(g), "-"); len(parts) == 3 {
+				m[parts[0]] = parts[1]
+			}
+		}
+		return m
+	}
+	h := origin(have)
+	for domain, server := range origin(want) {
+		if h[domain] != server {
+			return false
+		}
+	}
+	return true
+}
+
 // gtidSeqSum adds up the sequence numbers of a GTID position
 // ("0-1-42,1-7-3"): it grows with every transaction replicated.
 func gtidSeqSum(pos string) uint64 {
@@ -419,21 +441,39 @@ func (my mariadb) waitReplicating(ctx context.Context, _ *Manager, md, primary m
 	admin := adminLogin(famMySQL, md)
 	deadline := time.Now().Add(timeout)
 	var last string
+	var okSince time.Time
 	for {
 		st, err := my.replicaStatus(ctx, admin)
+		ok := false
 		switch {
 		case err != nil:
 			last = err.Error()
 		case st.fatal:
 			return fmt.Errorf("%w: %s cannot replicate from %s: %s", ErrReplication, md.ID, primary.ID, st.err)
 		case st.streaming && st.senderPort == primary.Port:
+			// MASTER_GTID_WAIT compares sequence numbers only: a replica
+			// with writes of its own that the primary never had may be
+			// "past" the position. Its last GTID must also come from the
+			// same server as the primary's, and the primary must have
+			// kept serving it for a moment (it refuses a diverged
+			// position with error 1236 right after the connection).
 			res, err := my.queryValue(ctx, admin, "SELECT MASTER_GTID_WAIT("+myLiteral(pos)+", 1)")
-			if err == nil && res == "0" {
-				return nil
+			var have string
+			if err == nil {
+				have, err = my.queryValue(ctx, admin, "SELECT @@gtid_slave_pos")
 			}
-			last = fmt.Sprintf("applying up to %s (%v)", pos, err)
+			ok = err == nil && res == "0" && gtidSameOrigin(have, pos)
+			last = fmt.Sprintf("applying up to %s, has %s (%v)", pos, have, err)
 		default:
 			last = st.err
+		}
+		switch {
+		case !ok:
+			okSince = time.Time{}
+		case okSince.IsZero():
+			okSince = time.Now()
+		case time.Since(okSince) >= 250*time.Millisecond:
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %s does not replicate from %s within %s (%s)", ErrReplication, md.ID, primary.ID, timeout, last)
