@@ -91,7 +91,8 @@ func discoverPostgres(binPath string) discovery {
 			continue
 		}
 		in := install{family: famPostgres, product: "PostgreSQL", version: m[1], major: pgMajor(m[1]),
-			bins: map[string]string{"server": server, "initdb": initdb, "pg_basebackup": executable(dir, "pg_basebackup")}}
+			bins: map[string]string{"server": server, "initdb": initdb, "pg_basebackup": executable(dir, "pg_basebackup"),
+				"pg_rewind": executable(dir, "pg_rewind")}}
 		d.installs = append(d.installs, in)
 	}
 	sortInstalls(d.installs)

@@ -45,6 +45,9 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Instance, error) {
 		m.log.Warn("engine: instance "+StatusFailed, "id", s.ID, "engine", s.Engine, "err", err)
 		return Instance{}, fmt.Errorf("create instance %s: %w", s.ID, err)
 	}
+	if md.Role == RoleReplica {
+		inst.repl = Replication{Running: true, Checked: time.Now()} // Create checked it caught up
+	}
 	m.setState(inst, func() { inst.meta = *md }, StatusAvailable,
 		"version", md.EngineVersion, "role", md.Role, "elapsed", time.Since(start).Round(time.Millisecond))
 	return m.Get(s.ID)
@@ -106,8 +109,13 @@ func (m *Manager) create(ctx context.Context, inst *instance, s Spec, md *meta) 
 			return nil
 		}
 		// Someone bound the port between our probe and the server's bind:
-		// start over on another port.
-		if s.Port != 0 || attempt == 3 || !portRace(filepath.Join(inst.dir, logName)) {
+		// start over on another port (the caller's own choice of port
+		// cannot be replaced: it hears so through ErrNoFreePort).
+		race := portRace(filepath.Join(inst.dir, logName))
+		if race && s.Port != 0 {
+			return fmt.Errorf("%w: port %d was taken before the server bound it: %w", ErrNoFreePort, s.Port, err)
+		}
+		if s.Port != 0 || attempt == 3 || !race {
 			return err
 		}
 		m.log.Warn("engine: port taken before the server bound it; retrying", "id", s.ID, "port", md.Port)

@@ -16,15 +16,19 @@
 //		MasterPassword: "secret99", DBName: "app"})  // returns when it takes logins
 //	m.Create(ctx, engine.Spec{ID: "db1-r", Engine: "postgres", ReplicaOf: "db1"})
 //	m.Reboot(ctx, "db1"); m.SetPassword(ctx, "db1", "new-secret")
+//	m.Switchover(ctx, "db1", "db1-r")                // planned failover, no write lost
 //	m.Promote(ctx, "db1-r"); m.Repoint(ctx, "other-replica", "db1-r")
+//	m.Demote(ctx, "db1", "db1-r")                    // former primary rebuilt as a replica
+//	m.Position(ctx, "db1-r")                         // how much of its primary it received
+//	m.Watch(func(ev engine.Event) { … })             // a server died; replication stopped/resumed
 //	m.Check(ctx, "db1"); m.Get("db1"); m.List(); m.Delete(ctx, "db1")
 //	m.Prepare(ctx, "mariadb", "")                    // optional: build a template early
 //
 // A Manager is safe for concurrent use. Operations on one instance run one
 // at a time; different instances proceed in parallel. Errors wrap one of
 // ErrNotFound, ErrExists, ErrInvalid, ErrUnsupported, ErrNoFreePort,
-// ErrInUse, ErrClosed (for mapping to AWS error codes) and say what
-// happened; a server that fails carries the tail of its own log.
+// ErrInUse, ErrClosed, ErrReplication (for mapping to AWS error codes) and
+// say what happened; a server that fails carries the tail of its own log.
 //
 // # Backends
 //
@@ -84,15 +88,19 @@
 // testcontainers' TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX points the pulls
 // at a mirror.
 //
-//   - PostgreSQL: the image's entrypoint creates the master user
-//     (POSTGRES_USER, a superuser as on the process backend) with
-//     POSTGRES_PASSWORD and the database (POSTGRES_DB) at the first start,
-//     and an init script adds rdsadmin. The server runs with
-//     max_connections from the instance class and fsync=off.
+//   - PostgreSQL: the image's entrypoint creates its superuser, rdsadmin
+//     (POSTGRES_USER, with the Manager's own password), and the database
+//     (POSTGRES_DB) at the first start; an init script adds RDS's roles
+//     and the master user as on the process backend (a member of
+//     rds_superuser, no superuser), owner of its database and of postgres.
+//     The server runs with max_connections from the instance class and
+//     fsync=off.
 //   - MariaDB / MySQL: a random root password (MYSQL_RANDOM_ROOT_PASSWORD)
-//     and an init script that creates rdsadmin, the master user with ALL
-//     PRIVILEGES on *.* (the images' MYSQL_USER would get one database
-//     only, and may not be root) and the database. The server runs with
+//     and an init script that creates rdsadmin, the master user with
+//     RDS's grant list on *.* (the images' MYSQL_USER would get one
+//     database only, and may not be root) and the database: RDS for
+//     MariaDB's list on mariadb images; on mysql images, RDS for MySQL
+//     8.0's, less SET_USER_ID (gone in 8.4). The server runs with
 //     --max-connections from the instance class and utf8mb4.
 //
 // Both accounts are '%' / host-wide, since connections come through the
@@ -131,8 +139,9 @@
 //     removes its containers about 10 s later — not the named volumes.
 //     With TESTCONTAINERS_RYUK_DISABLED=true containers outlive rdslocal
 //     until the next NewManager on the same DataDir.
-//   - Replicas (and so Promote, Repoint) need the process backend: a
-//     replica of a container instance is refused with ErrUnsupported.
+//   - Replicas (and so Promote, Repoint, Switchover, Demote) need the
+//     process backend: a replica of a container instance is refused with
+//     ErrUnsupported. The health monitor does not watch containers.
 //
 // Instance.PID is 0 for a container; Instance.Container names it.
 //
@@ -175,10 +184,17 @@
 //   - PostgreSQL: the template's superuser is rdsadmin (the name RDS
 //     reserves), with a password kept beside the template; pg_hba.conf
 //     allows only scram-sha-256: "local all", "host all 127.0.0.1/32" and
-//     "host replication 127.0.0.1/32". At first start rdsadmin creates the
-//     master role (LOGIN SUPERUSER — more than RDS's rds_superuser, so
-//     tests never trip on a missing privilege), the database owned by it,
-//     and gives itself a fresh random password. postgres runs directly
+//     "host replication 127.0.0.1/32". The template also holds RDS's roles:
+//     rds_superuser (member of pg_monitor, pg_signal_backend and, from 15,
+//     pg_checkpoint), rds_replication and rds_password. At first start
+//     rdsadmin creates the master role as RDS has it — LOGIN NOSUPERUSER
+//     CREATEDB CREATEROLE, member of rds_superuser (WITH ADMIN OPTION) —
+//     gives it its database and the postgres database, and gives itself a
+//     fresh random password. So the master user can create roles,
+//     databases and trusted extensions, see every session and signal
+//     those of other non-superusers, and is refused ALTER SYSTEM, COPY …
+//     PROGRAM, server file access, untrusted extensions and languages
+//     with PostgreSQL's own 42501 errors, as on RDS. postgres runs directly
 //     (no pg_ctl) with listen_addresses=127.0.0.1, no Unix socket,
 //     cluster_name=<ID> (visible in ps), shared_buffers=32MB, fsync=off
 //     (commits still reach the OS, so data survives the server or rdslocal
@@ -186,9 +202,12 @@
 //     wal_keep_size=64MB (a replica that was down a while can catch up).
 //   - MariaDB: the template has no root or anonymous account. The first
 //     start runs an --init-file that creates 'rdsadmin'@'127.0.0.1' (random
-//     password) and 'master'@'%' with ALL PRIVILEGES minus READ_ONLY ADMIN
-//     (so, as on RDS, it cannot write on a read-only replica), and the
-//     database. Every server writes a binlog with GTIDs (log_bin,
+//     password, every privilege) and 'master'@'%' with RDS for MariaDB's
+//     grant list WITH GRANT OPTION (SELECT … CREATE USER, EVENT, TRIGGER,
+//     REPLICATION SLAVE/CLIENT, RELOAD, PROCESS; SHOW CREATE ROUTINE from
+//     11.4) — no SUPER, FILE, SHUTDOWN or READ_ONLY ADMIN, so, as on RDS,
+//     it cannot write on a read-only replica or set global variables —
+//     and the database. Every server writes a binlog with GTIDs (log_bin,
 //     log_slave_updates, server_id derived from the ID), with
 //     innodb_buffer_pool_size=32M and small table caches. The binlog is
 //     never purged (replicas are seeded from its first event), so it
@@ -217,13 +236,69 @@
 //     read_only. Create waits for MASTER_GTID_WAIT on the primary's
 //     position. Replay time grows with the primary's history.
 //
-// Promote turns a replica into a writable primary (pg_promote(); STOP
-// SLAVE, RESET SLAVE ALL, read_only off), and Repoint makes a replica
-// follow another primary of the same lineage (ALTER SYSTEM SET
-// primary_conninfo + reload, following the new timeline; CHANGE MASTER
-// with GTID). Together they are a failover. Deleting a primary leaves its
-// replicas retrying to connect until they are promoted, repointed or
-// deleted.
+// Promote turns a replica into a writable primary (pg_promote(); MariaDB:
+// STOP SLAVE IO_THREAD, the relay log applied, STOP SLAVE, RESET SLAVE ALL,
+// read_only off), and Repoint makes a replica follow another primary of
+// the same lineage (ALTER SYSTEM SET primary_conninfo + reload, following
+// the new timeline; CHANGE MASTER with GTID) and waits until it streams
+// from it: a replica that received more of the old primary than the new
+// one has cannot, and Repoint says so (ErrReplication). Deleting a primary
+// leaves its replicas retrying to connect until they are promoted,
+// repointed or deleted.
+//
+// # Failover
+//
+// Switchover(old, new) is a planned failover that loses no write: the
+// primary stops taking writes — PostgreSQL: a fast shutdown, in which the
+// walsenders send every WAL record to the standbys first, then a check
+// that new received it all; MariaDB: read_only (the master user has no
+// READ_ONLY ADMIN), MASTER_GTID_WAIT on new for the old binlog position,
+// then a stop — and new is promoted. If that fails before the promotion,
+// old is put back in service.
+//
+// Demote(id, primary) rebuilds id — a former primary, dead or alive, or
+// a replica that cannot follow — as a replica of primary, and returns once
+// it streams and has what primary had:
+//
+//   - PostgreSQL: pg_rewind -R against the primary (after a CHECKPOINT
+//     there, so its control file shows the new timeline). A killed server
+//     is taken through crash recovery by pg_rewind itself in single-user
+//     mode, which reads postgresql.conf: the template's file therefore
+//     says wal_log_hints = on and wal_keep_size = 64MB, as the command
+//     line does. Where rewinding fails (the WAL it needs is gone, or the
+//     server ran without wal_log_hints), a fresh pg_basebackup replaces
+//     the data. The standby must receive the primary's current timeline
+//     (pg_stat_wal_receiver.received_tli) before it counts as caught up.
+//   - MariaDB: started read-only, gtid_slave_pos set to its
+//     gtid_current_pos (its own writes as a former primary included), then
+//     CHANGE MASTER … slave_pos. If the primary lacks that position (error
+//     1236: the instance has writes the primary never got), a fresh
+//     template copy with a new server_id replays the primary's binlog from
+//     its first event (a replica skips events with its own server_id, and
+//     the binlog holds this instance's former writes).
+//
+// Writes the new primary never had are gone either way. The instance's
+// meta says Rebuild (with ReplicaOf the new primary) from the moment its
+// old role ends, so a restart of rdslocal in the middle finishes the
+// rebuild instead of starting a diverged primary.
+//
+// # Watching the servers
+//
+// Every HealthInterval (1 s) each running spawned server is checked with a
+// query as rdsadmin: a primary reports its standbys' replay lag
+// (PostgreSQL, pg_stat_replication), a replica its replication state
+// (pg_stat_wal_receiver; SHOW SLAVE STATUS). A replica is Running when it
+// receives from its primary (the right port, both MariaDB threads) and is
+// at most MaxReplicaLag (30 s) behind; Instance.Replication has the state
+// and, when not Running, the database's own reason. A server whose process
+// ends, or that fails two checks in a row (then killed), becomes failed
+// and an EventDown is delivered to the Watch function; a change of Running
+// delivers an EventReplication. What is left of a dead PostgreSQL server
+// — its backends each lead their own session and outlive a killed
+// postmaster for a moment, long enough to commit a transaction nobody
+// will see again — is killed at once (every process of a server has its
+// data directory as working directory). Nothing restarts a dead server by
+// itself: the caller decides (package rds fails over or reboots).
 //
 // # Files, restart and cleanup
 //
@@ -233,7 +308,8 @@
 //	templates/<product-ver>/  unless Config.TemplateDir is set
 //	spares/<template-key>/    a ready copy of a template's data
 //	instances/<id>/instance.json  what Restore needs (0600: holds passwords;
-//	                              for a container, also image, name, volume)
+//	                              for a container, also image, name, volume;
+//	                              Rebuild when it must rejoin as a replica)
 //	instances/<id>/server.log     the server's own log (stdout+stderr)
 //	instances/<id>/server.pid     the server's pid while it runs
 //	instances/<id>/data/          its data directory, owned by the service user
@@ -282,4 +358,7 @@
 //	                                                  (shared memory counted in each), PSS 11–15 MiB;
 //	                                                  MariaDB 1 process, RSS 96 MiB, PSS ~80 MiB
 //	replication lag on loopback                       0–25 ms
+//	Switchover (fence, stop, promote)                 PostgreSQL 0.14–0.18 s, MariaDB 0.06 s
+//	Demote after a switchover (pg_rewind / GTID)      PostgreSQL 0.05–0.11 s, MariaDB 0.1–0.17 s
+//	Demote of a killed primary                        PostgreSQL 0.3–0.5 s, MariaDB 0.1–0.18 s
 package engine

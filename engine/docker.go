@@ -322,32 +322,39 @@ type dockerSpec struct {
 }
 
 // dockerSpecFor builds the container of the instance md. The entrypoint
-// of a postgres image creates the master user (a superuser, as on the
-// process backend) and database from its environment, and the init script
-// adds rdsadmin, the Manager's own login. The mariadb and mysql images
-// get a random root password and an init script that creates rdsadmin,
-// the master user with every privilege (their MYSQL_USER would have them
-// on one database only, and may not be root) and the database.
+// of a postgres image makes its superuser from the environment: that is
+// rdsadmin, the Manager's own login, as on the process backend; the init
+// script then adds RDS's roles, the master user (a member of
+// rds_superuser, no superuser) and gives it the postgres database and the
+// master's database (POSTGRES_DB, which the entrypoint makes). The mariadb
+// and mysql images get a random root password and an init script that
+// creates rdsadmin, the master user with RDS's grant list (their
+// MYSQL_USER would have every privilege on one database only, and may not
+// be root) and the database.
 func dockerSpecFor(md meta) dockerSpec {
 	maxConn := strconv.Itoa(md.MaxConnections)
 	if fam, _ := engineFamily(md.Engine); fam == famPostgres {
+		user := pgIdent(md.MasterUsername)
+		stmts := append(pgRDSRoles(md.Major), pgMasterRole(md.MasterUsername, md.MasterPassword)...)
+		stmts = append(stmts, "ALTER DATABASE postgres OWNER TO "+user)
 		d := dockerSpec{
 			port: network.MustParsePort("5432/tcp"),
 			data: "/var/lib/postgresql/data",
-			env:  map[string]string{"POSTGRES_USER": md.MasterUsername, "POSTGRES_PASSWORD": md.MasterPassword},
+			env:  map[string]string{"POSTGRES_USER": adminUser, "POSTGRES_PASSWORD": md.AdminPassword},
 			// fsync off as on the process backend: commits still reach
 			// the OS.
-			cmd:  []string{"postgres", "-c", "max_connections=" + maxConn, "-c", "fsync=off"},
-			init: "CREATE ROLE " + adminUser + " WITH LOGIN SUPERUSER PASSWORD " + pgLiteral(md.AdminPassword) + ";\n",
+			cmd: []string{"postgres", "-c", "max_connections=" + maxConn, "-c", "fsync=off"},
 		}
 		if n, _ := strconv.Atoi(md.Major); n >= 18 {
 			// From 18 the images keep PGDATA in a versioned directory
 			// under /var/lib/postgresql, their VOLUME.
 			d.data = "/var/lib/postgresql"
 		}
-		if md.DBName != "" {
+		if md.DBName != "" && md.DBName != "postgres" {
 			d.env["POSTGRES_DB"] = md.DBName
+			stmts = append(stmts, "ALTER DATABASE "+pgIdent(md.DBName)+" OWNER TO "+user)
 		}
+		d.init = strings.Join(stmts, ";\n") + ";\n"
 		return d
 	}
 	admin := myAccount(adminUser, "%")
@@ -358,7 +365,7 @@ func dockerSpecFor(md meta) dockerSpec {
 		// root@'%' exists already (MYSQL_ROOT_HOST defaults to %).
 		"CREATE USER IF NOT EXISTS " + master + " IDENTIFIED BY " + myLiteral(md.MasterPassword),
 		"ALTER USER " + master + " IDENTIFIED BY " + myLiteral(md.MasterPassword),
-		"GRANT ALL PRIVILEGES ON *.* TO " + master + " WITH GRANT OPTION",
+		"GRANT " + dockerMasterPrivileges(md) + " ON *.* TO " + master + " WITH GRANT OPTION",
 	}
 	if md.DBName != "" {
 		stmts = append(stmts, "CREATE DATABASE IF NOT EXISTS "+myIdent(md.DBName))
@@ -371,6 +378,21 @@ func dockerSpecFor(md meta) dockerSpec {
 		cmd:  []string{"--max-connections=" + maxConn, "--character-set-server=utf8mb4"},
 		init: strings.Join(stmts, ";\n") + ";\n",
 	}
+}
+
+// dockerMasterPrivileges is RDS's grant list for the master user of the
+// image md runs: RDS for MariaDB's on mariadb images; on mysql images
+// (real MySQL) RDS for MySQL 8.0's static privileges plus the dynamic ones
+// every 8.0 and 8.4 server knows (SET_USER_ID, which RDS also grants on
+// 8.0, is left out: 8.4 removed it); on mysql:5.7, the static ones only.
+func dockerMasterPrivileges(md meta) string {
+	switch {
+	case md.Engine == "mariadb":
+		return myMasterPrivileges(md.Major)
+	case versionLess(md.Major, "8.0"):
+		return myMasterPrivileges("0")
+	}
+	return myMasterPrivileges("0") + ", CREATE ROLE, DROP ROLE, APPLICATION_PASSWORD_ADMIN, ROLE_ADMIN, XA_RECOVER_ADMIN"
 }
 
 // dockerLocal reports whether the daemon publishes ports on this machine,

@@ -112,7 +112,11 @@ func fakeDockerChild(t *testing.T, sock string) {
 				c.labels[labelInstance] != s.ID || c.labels[labelDir] != m.Dir() || c.labels["org.testcontainers"] != "true" {
 				t.Fatalf("container %+v", c)
 			}
-			ds := dockerSpecFor(meta{Engine: e.engine, Major: "17", MasterUsername: s.MasterUsername, MasterPassword: s.MasterPassword, DBName: s.DBName, MaxConnections: 50})
+			m.mu.Lock()
+			adminPW := m.insts[inst.ID].meta.AdminPassword
+			m.mu.Unlock()
+			ds := dockerSpecFor(meta{Engine: e.engine, Major: "17", MasterUsername: s.MasterUsername, MasterPassword: s.MasterPassword, DBName: s.DBName,
+				AdminPassword: adminPW, MaxConnections: 50})
 			if c.target != ds.data || strings.Join(c.cmd, " ") != strings.Join(ds.cmd, " ") || !c.hasEnv(ds.env) {
 				t.Fatalf("container %+v, want data %s, cmd %v, env %v", c, ds.data, ds.cmd, ds.env)
 			}
@@ -638,7 +642,7 @@ func (fd *fakeDocker) initServer(c *fakeCtr) (Instance, error) {
 	}
 	fd.backingN++
 	s := spec(engine, fmt.Sprintf("backing%d", fd.backingN))
-	if c.fam == famPostgres && (env["POSTGRES_USER"] != s.MasterUsername || env["POSTGRES_PASSWORD"] != s.MasterPassword || env["POSTGRES_DB"] != s.DBName) {
+	if c.fam == famPostgres && (env["POSTGRES_USER"] != adminUser || env["POSTGRES_PASSWORD"] == "" || env["POSTGRES_DB"] != s.DBName) {
 		return Instance{}, fmt.Errorf("fake docker: environment %v does not match the backing server's Spec", c.env)
 	}
 	inst, err := fd.backings.Create(ctx, s)
@@ -650,10 +654,19 @@ func (fd *fakeDocker) initServer(c *fakeCtr) (Instance, error) {
 	fd.backings.mu.Unlock()
 	master := masterLogin(c.fam, md)
 	if c.fam == famPostgres {
-		err = postgres{}.exec(ctx, master, "ALTER ROLE "+adminUser+" RENAME TO rdsadmin_backing", string(c.init))
+		// The entrypoint's superuser is rdsadmin with the container's
+		// password; the roles the init script makes move out of its way.
+		stmts := []string{"ALTER ROLE " + adminUser + " PASSWORD " + pgLiteral(env["POSTGRES_PASSWORD"])}
+		for _, r := range []string{md.MasterUsername, pgSuperGroup, "rds_replication", "rds_password"} {
+			stmts = append(stmts, "ALTER ROLE "+pgIdent(r)+" RENAME TO "+pgIdent(r+"_backing"))
+		}
+		err = postgres{}.exec(ctx, adminLogin(c.fam, md), append(stmts, string(c.init))...)
 	} else {
 		var stmts []string
-		for _, st := range strings.Split(string(c.init), ";\n") {
+		// The backing server is MariaDB 10.11, older than the image it
+		// stands in for: it lacks 11.3's SHOW CREATE ROUTINE privilege.
+		init := strings.ReplaceAll(string(c.init), ", SHOW CREATE ROUTINE ON", " ON")
+		for _, st := range strings.Split(init, ";\n") {
 			if strings.TrimSpace(st) != "" {
 				stmts = append(stmts, st)
 			}

@@ -366,11 +366,12 @@ func TestDockerInitScript(t *testing.T) {
 }
 
 // TestDockerInitScriptPostgres does the same for PostgreSQL: psql runs
-// the script as the entrypoint does (ON_ERROR_STOP, no psqlrc), on a
-// PostgreSQL process, inside a transaction that first renames the process
-// backend's own rdsadmin out of the way and is rolled back; the new role
-// is checked in pg_authid. The admin password has psql variable syntax in
-// it, which must stay literal.
+// the script as the entrypoint does (ON_ERROR_STOP, no psqlrc, as the
+// image's superuser, rdsadmin), on a PostgreSQL process, inside a
+// transaction that first renames the roles the script makes out of the
+// way and is rolled back; the master role it makes is checked in
+// pg_authid. The master password has psql variable syntax in it, which
+// must stay literal.
 func TestDockerInitScriptPostgres(t *testing.T) {
 	requireEngine(t, "postgres")
 	cli, err := exec.LookPath("psql")
@@ -384,21 +385,29 @@ func TestDockerInitScriptPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md := meta{Engine: "postgres", Major: "17", MasterUsername: "m", MasterPassword: "p", AdminPassword: `a:'b' :"c" \d`, MaxConnections: 50}
+	m.mu.Lock()
+	hm := m.insts[host.ID].meta
+	m.mu.Unlock()
+	md := meta{Engine: "postgres", Major: "17", MasterUsername: "m", MasterPassword: `a:'b' :"c" \d`, AdminPassword: "adm", DBName: "appdb", MaxConnections: 50}
 	ds := dockerSpecFor(md)
-	script := "BEGIN;\nALTER ROLE rdsadmin RENAME TO rdsadmin_process;\n" + ds.init +
-		"SELECT rolsuper AND rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%' AS ok FROM pg_authid WHERE rolname = 'rdsadmin' \\gset\n" +
-		"\\if :ok\n\\else\n\\echo 'rdsadmin is not a superuser with a SCRAM password'\n\\quit\n\\endif\n" +
+	script := "BEGIN;\n"
+	for _, r := range []string{"rds_superuser", "rds_replication", "rds_password"} {
+		script += "ALTER ROLE " + r + " RENAME TO " + r + "_process;\n"
+	}
+	script += ds.init +
+		"SELECT NOT rolsuper AND rolcreaterole AND rolcreatedb AND rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%' AND pg_has_role('m', 'rds_superuser', 'MEMBER') " +
+		"AND (SELECT count(*) FROM pg_database WHERE datname IN ('postgres', 'appdb') AND datdba = pg_authid.oid) = 2 AS ok FROM pg_authid WHERE rolname = 'm' \\gset\n" +
+		"\\if :ok\n\\else\n\\echo 'm is not the master role RDS makes'\n\\quit\n\\endif\n" +
 		"ROLLBACK;\n\\echo done\n"
 	cmd := exec.CommandContext(ctx, cli, "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-qtA",
-		"host="+host.Host+" port="+strconv.Itoa(host.Port)+" user=master dbname=appdb sslmode=disable")
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+s.MasterPassword)
+		"host="+host.Host+" port="+strconv.Itoa(host.Port)+" user=rdsadmin dbname=appdb sslmode=disable")
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+hm.AdminPassword)
 	cmd.Stdin = strings.NewReader(script)
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "done" {
 		t.Fatalf("init script: %v\n%s\n--- script ---\n%s", err, out, script)
 	}
-	if ds.env["POSTGRES_USER"] != "m" || ds.env["POSTGRES_PASSWORD"] != "p" || ds.data != "/var/lib/postgresql/data" ||
+	if ds.env["POSTGRES_USER"] != "rdsadmin" || ds.env["POSTGRES_PASSWORD"] != "adm" || ds.env["POSTGRES_DB"] != "appdb" || ds.data != "/var/lib/postgresql/data" ||
 		strings.Join(ds.cmd, " ") != "postgres -c max_connections=50 -c fsync=off" {
 		t.Fatalf("container spec %+v", ds)
 	}

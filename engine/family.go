@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // login is what a client needs to open a session on a server.
@@ -62,10 +63,34 @@ type family interface {
 	// setPassword changes user's password, logged in as l; self means
 	// l's own account (external servers, where that is the only login).
 	setPassword(ctx context.Context, l login, user, password string, self bool) error
-	// promoteSQL turns a replica into a writable primary.
-	promoteSQL() []string
+	// promote turns a replica into a writable primary, after applying
+	// everything it received.
+	promote(ctx context.Context, l login) error
 	// repointSQL makes the replica follow primary.
 	repointSQL(replica, primary meta) []string
+	// resumeSQL puts back in service a primary that handOver left
+	// running without taking writes.
+	resumeSQL() []string
+
+	// replicaStatus reads a server's replication state.
+	replicaStatus(ctx context.Context, l login) (replState, error)
+	// replicaLags reads, on a primary, how far behind each replica it
+	// streams to applies, by instance ID; nil when replicas say it
+	// themselves (MariaDB).
+	replicaLags(ctx context.Context, l login) (map[string]time.Duration, error)
+	// waitReplicating waits up to timeout until the running replica md
+	// receives from primary and has applied what primary had when the
+	// wait began. An error wraps ErrReplication.
+	waitReplicating(ctx context.Context, m *Manager, md, primary meta, timeout time.Duration) error
+	// handOver makes the running primary old (inst) take no more writes,
+	// waits until the replica next has everything old had, and stops
+	// old (the caller holds inst.op and next's op).
+	handOver(ctx context.Context, m *Manager, inst *instance, old, next meta) error
+	// rejoin rebuilds the stopped instance inst as a replica of primary
+	// (md already says so), starts it and waits until it replicates:
+	// from its own data where it can, else from a fresh copy of
+	// primary's.
+	rejoin(ctx context.Context, m *Manager, in install, r runAs, inst *instance, md *meta, primary meta, t tmpl) error
 }
 
 // newPassword returns a random password for internal accounts.

@@ -20,13 +20,22 @@ func (m *Manager) startServer(inst *instance, in install, r runAs, md meta) (*se
 	return srv, nil
 }
 
-// onExit records a server that exited without being asked to.
+// onExit records a server that exited without being asked to, and
+// reports it if the instance was in service.
 func (m *Manager) onExit(inst *instance, s *server) {
+	// What is left of a dead server is of no use, holds its shared
+	// memory, and may still commit a transaction nobody will see again.
+	killStragglers(s.data)
 	m.mu.Lock()
-	current := inst.srv == s
+	current, was, id := inst.srv == s, inst.status, inst.meta.ID
 	m.mu.Unlock()
-	if current {
-		m.setState(inst, nil, StatusFailed, "err", s.withLog(fmt.Errorf("server exited unexpectedly: %v", s.err)).Error())
+	if !current {
+		return
+	}
+	err := s.withLog(fmt.Errorf("server exited unexpectedly: %v", s.err))
+	m.setState(inst, nil, StatusFailed, "err", err.Error())
+	if was == StatusAvailable {
+		m.emit(Event{ID: id, Kind: EventDown, Detail: fmt.Sprintf("server exited unexpectedly: %v", s.err)})
 	}
 }
 
@@ -83,6 +92,17 @@ func (m *Manager) Reboot(ctx context.Context, id string) error {
 func (m *Manager) startExisting(ctx context.Context, inst *instance, md meta) error {
 	if md.Backend == BackendDocker {
 		return m.startDocker(ctx, inst, md)
+	}
+	if md.Rebuild {
+		// A former primary (or a replica that could not follow its new
+		// primary): it runs again only as a replica of ReplicaOf.
+		pm, err := m.primaryFor(inst.fam, Spec{Engine: md.Engine, ReplicaOf: md.ReplicaOf})
+		if err != nil {
+			err = fmt.Errorf("start instance %s: it must first be rebuilt as a replica of %s: %w", md.ID, md.ReplicaOf, err)
+			m.stopServer(inst, StatusFailed, "err", err.Error())
+			return err
+		}
+		return m.rebuild(ctx, inst, md, pm)
 	}
 	err := func() error {
 		in, err := m.installFor(md.Engine, md.Major)

@@ -11,8 +11,9 @@ type Installation struct {
 	Version string // 15.20, 10.11.19
 	// Server is the server binary (postgres, mariadbd).
 	Server string
-	// Tools are the other binaries by role: "initdb" and "pg_basebackup"
-	// for PostgreSQL, "install_db" for MariaDB; a missing one is absent.
+	// Tools are the other binaries by role: "initdb", "pg_basebackup" and
+	// "pg_rewind" for PostgreSQL, "install_db" for MariaDB; a missing one
+	// is absent.
 	Tools map[string]string
 	// ServiceUser is the OS user the server must run as when the caller
 	// is root (both servers refuse to run as root).

@@ -42,6 +42,12 @@ type Manager struct {
 
 	dockerMu sync.Mutex
 	dockerP  *testcontainers.DockerProvider // made on first use
+
+	healthInterval, maxLag time.Duration
+	events                 chan Event
+	watchMu                sync.Mutex
+	watchFn                func(Event)
+	loops                  sync.WaitGroup // monitor and deliver; Close waits for them
 }
 
 // NewManager prepares the Manager's directory and takes its lock, stops
@@ -65,17 +71,26 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("%w: port range %d–%d is empty or out of bounds", ErrInvalid, cfg.PortMin, cfg.PortMax)
 	}
 	m := &Manager{
-		cfg:          cfg,
-		log:          cfg.Logger,
-		readyTimeout: cfg.ReadyTimeout,
-		ports:        newPortPool(cfg.PortMin, cfg.PortMax),
-		families:     map[string]family{famPostgres: postgres{}, famMySQL: mariadb{}},
-		insts:        map[string]*instance{},
-		disc:         map[string]discovery{},
-		users:        map[string]runAs{},
-		tmplMu:       map[string]*sync.Mutex{},
-		filling:      map[string]chan struct{}{},
-		stopBg:       make(chan struct{}),
+		cfg:            cfg,
+		log:            cfg.Logger,
+		readyTimeout:   cfg.ReadyTimeout,
+		ports:          newPortPool(cfg.PortMin, cfg.PortMax),
+		families:       map[string]family{famPostgres: postgres{}, famMySQL: mariadb{}},
+		insts:          map[string]*instance{},
+		disc:           map[string]discovery{},
+		users:          map[string]runAs{},
+		tmplMu:         map[string]*sync.Mutex{},
+		filling:        map[string]chan struct{}{},
+		stopBg:         make(chan struct{}),
+		events:         make(chan Event, 1024),
+		healthInterval: cfg.HealthInterval,
+		maxLag:         cfg.MaxReplicaLag,
+	}
+	if m.healthInterval <= 0 {
+		m.healthInterval = defaultHealthInterval
+	}
+	if m.maxLag <= 0 {
+		m.maxLag = defaultMaxReplicaLag
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -99,6 +114,9 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 	if m.cfg.Backend == BackendDocker || m.hasDocker() {
 		m.reapContainers(ctx)
 	}
+	m.loops.Add(2)
+	go m.monitor()
+	go m.deliver()
 	return m, nil
 }
 
@@ -192,6 +210,9 @@ func (i *instance) snapshotLocked() Instance {
 		MasterUsername: md.MasterUsername, DBName: md.DBName, Dir: i.dir,
 		Backend: md.backend(), Container: md.Container,
 	}
+	if md.Role == RoleReplica {
+		out.Replication = i.repl
+	}
 	if i.srv != nil && !i.srv.exited() {
 		out.PID = i.srv.pid
 	}
@@ -231,6 +252,7 @@ func (m *Manager) Close() error {
 	}
 	wg.Wait()
 	m.bg.Wait()
+	m.loops.Wait()
 	m.dockerMu.Lock()
 	if m.dockerP != nil {
 		m.dockerP.Close() // idle connections only: it stays usable

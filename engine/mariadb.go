@@ -76,11 +76,7 @@ func (my mariadb) seedPrimary(_ context.Context, in install, r runAs, dir string
 		"CREATE USER " + admin + " IDENTIFIED BY " + myLiteral(md.AdminPassword),
 		"GRANT ALL PRIVILEGES ON *.* TO " + admin + " WITH GRANT OPTION",
 		"CREATE USER " + master + " IDENTIFIED BY " + myLiteral(md.MasterPassword),
-		"GRANT ALL PRIVILEGES ON *.* TO " + master + " WITH GRANT OPTION",
-	}
-	if !versionLess(in.version, "10.5.2") {
-		// Like RDS's master user, it cannot write on a read-only replica.
-		stmts = append(stmts, "REVOKE READ_ONLY ADMIN ON *.* FROM "+master)
+		"GRANT " + myMasterPrivileges(in.version) + " ON *.* TO " + master + " WITH GRANT OPTION",
 	}
 	if md.DBName != "" {
 		stmts = append(stmts, "CREATE DATABASE "+myIdent(md.DBName))
@@ -95,6 +91,22 @@ func (mariadb) seedReplica(_ context.Context, _ *Manager, _ install, r runAs, di
 	md.AdminPassword = primary.AdminPassword // arrives with the binlog
 	stmts := append(myChangeMaster(primary), "SET GLOBAL gtid_slave_pos = ''", "START SLAVE")
 	return writeOwned(filepath.Join(dir, bootstrapName), []byte(strings.Join(stmts, ";\n")+";\n"), r)
+}
+
+// myMasterPrivileges is the grant list RDS for MariaDB gives its master
+// user ("Master user account privileges", RDS User Guide): no SUPER, no
+// FILE, no READ_ONLY ADMIN (so it cannot write on a read-only replica), no
+// SHUTDOWN. SHOW CREATE ROUTINE comes with 11.4, as on RDS. MySQL and
+// Aurora MySQL, served by MariaDB here, get the same list: MariaDB has none
+// of MySQL 8's dynamic privileges (ROLE_ADMIN, …) to add.
+func myMasterPrivileges(version string) string {
+	p := "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, " +
+		"SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION CLIENT, CREATE VIEW, " +
+		"SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER, REPLICATION SLAVE"
+	if !versionLess(version, "11.4") {
+		p += ", SHOW CREATE ROUTINE"
+	}
+	return p
 }
 
 // myChangeMaster points a replica at primary, from its GTID position.
@@ -279,8 +291,287 @@ func (my mariadb) setPassword(ctx context.Context, l login, user, password strin
 	return my.exec(ctx, l, "ALTER USER "+account+" IDENTIFIED BY "+myLiteral(password))
 }
 
-func (mariadb) promoteSQL() []string {
-	return []string{"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = 0"}
+// promote stops receiving, lets the SQL thread apply what was received
+// (RESET SLAVE ALL would drop the relay log), then makes the server a
+// writable primary.
+func (my mariadb) promote(ctx context.Context, l login) error {
+	if err := my.exec(ctx, l, "STOP SLAVE IO_THREAD"); err != nil {
+		return err
+	}
+	st, ok, err := my.slaveStatus(ctx, l)
+	if err != nil {
+		return err
+	}
+	if ok && st["Slave_SQL_Running"] == "Yes" && st["Gtid_IO_Pos"] != "" {
+		res, err := my.queryValue(ctx, l, "SELECT MASTER_GTID_WAIT("+myLiteral(st["Gtid_IO_Pos"])+", 30)")
+		if err != nil {
+			return err
+		}
+		if res != "0" {
+			return fmt.Errorf("the relay log was not applied up to %s within 30s", st["Gtid_IO_Pos"])
+		}
+	}
+	return my.exec(ctx, l, "STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = 0")
+}
+
+func (mariadb) resumeSQL() []string { return []string{"SET GLOBAL read_only = 0"} }
+
+// slaveStatus returns SHOW SLAVE STATUS by column name; ok is false when
+// the server replicates from nobody.
+func (my mariadb) slaveStatus(ctx context.Context, l login) (map[string]string, bool, error) {
+	db := my.open(l)
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, false, err
+	}
+	if !rows.Next() {
+		return nil, false, rows.Err()
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, false, err
+	}
+	out := make(map[string]string, len(cols))
+	for i, c := range cols {
+		out[c] = vals[i].String
+	}
+	return out, true, nil
+}
+
+// replicaStatus reads read_only, SHOW SLAVE STATUS and gtid_slave_pos.
+func (my mariadb) replicaStatus(ctx context.Context, l login) (replState, error) {
+	row, err := my.queryRow(ctx, l, "SELECT @@read_only, @@gtid_slave_pos")
+	if err != nil {
+		return replState{}, err
+	}
+	st := replState{inRecovery: row[0] == "1", lag: -1, replayed: gtidSeqSum(row[1])}
+	ss, ok, err := my.slaveStatus(ctx, l)
+	if err != nil {
+		return replState{}, err
+	}
+	if !ok {
+		st.err = "replication is not configured"
+		return st, nil
+	}
+	st.streaming = ss["Slave_IO_Running"] == "Yes" && ss["Slave_SQL_Running"] == "Yes"
+	st.senderPort, _ = strconv.Atoi(ss["Master_Port"])
+	if v, err := strconv.ParseInt(ss["Seconds_Behind_Master"], 10, 64); err == nil {
+		st.lag = v
+	}
+	st.received = gtidSeqSum(ss["Gtid_IO_Pos"])
+	var errs []string
+	for _, k := range []string{"Last_IO_Error", "Last_SQL_Error"} {
+		if ss[k] != "" {
+			errs = append(errs, ss[k])
+		}
+	}
+	switch {
+	case len(errs) > 0:
+		st.err = strings.Join(errs, "; ")
+	case !st.streaming:
+		st.err = "IO thread " + ss["Slave_IO_Running"] + ", SQL thread " + ss["Slave_SQL_Running"]
+	}
+	// 1236: the primary does not have the position asked for; an SQL
+	// error stops the SQL thread for good.
+	st.fatal = ss["Last_IO_Errno"] == "1236" || ss["Last_SQL_Errno"] != "" && ss["Last_SQL_Errno"] != "0"
+	return st, nil
+}
+
+// gtidSameOrigin reports whether, in every domain of want, the GTID of
+// have comes from the same server as want's ("0-7-42" and "0-7-40" do,
+// "0-9-42" does not).
+func gtidSameOrigin(have, want string) bool {
+	origin := func(pos string) map[string]string {
+		m := map[string]string{}
+		for _, g := range strings.Split(pos, ",") {
+			if parts := strings.Split(strings.TrimSpace(g), "-"); len(parts) == 3 {
+				m[parts[0]] = parts[1]
+			}
+		}
+		return m
+	}
+	h := origin(have)
+	for domain, server := range origin(want) {
+		if h[domain] != server {
+			return false
+		}
+	}
+	return true
+}
+
+// gtidSeqSum adds up the sequence numbers of a GTID position
+// ("0-1-42,1-7-3"): it grows with every transaction replicated.
+func gtidSeqSum(pos string) uint64 {
+	var n uint64
+	for _, g := range strings.Split(pos, ",") {
+		parts := strings.Split(strings.TrimSpace(g), "-")
+		if len(parts) == 3 {
+			v, _ := strconv.ParseUint(parts[2], 10, 64)
+			n += v
+		}
+	}
+	return n
+}
+
+// replicaLags: MariaDB replicas report their own lag
+// (Seconds_Behind_Master); the check of a primary is a ping.
+func (my mariadb) replicaLags(ctx context.Context, l login) (map[string]time.Duration, error) {
+	return nil, my.ping(ctx, l)
+}
+
+// waitReplicating waits until both replication threads of md run against
+// primary and it has applied primary's binlog up to where it was when the
+// wait began. A replica the primary cannot serve (it asks for a GTID the
+// primary never had) fails at once.
+func (my mariadb) waitReplicating(ctx context.Context, _ *Manager, md, primary meta, timeout time.Duration) error {
+	pos, err := my.queryValue(ctx, adminLogin(famMySQL, primary), "SELECT @@gtid_binlog_pos")
+	if err != nil {
+		return fmt.Errorf("%w: read the primary's binlog position: %v", ErrReplication, err)
+	}
+	admin := adminLogin(famMySQL, md)
+	deadline := time.Now().Add(timeout)
+	var last string
+	var okSince time.Time
+	for {
+		st, err := my.replicaStatus(ctx, admin)
+		ok := false
+		switch {
+		case err != nil:
+			last = err.Error()
+		case st.fatal:
+			return fmt.Errorf("%w: %s cannot replicate from %s: %s", ErrReplication, md.ID, primary.ID, st.err)
+		case st.streaming && st.senderPort == primary.Port:
+			// MASTER_GTID_WAIT compares sequence numbers only: a replica
+			// with writes of its own that the primary never had may be
+			// "past" the position. Its last GTID must also come from the
+			// same server as the primary's, and the primary must have
+			// kept serving it for a moment (it refuses a diverged
+			// position with error 1236 right after the connection).
+			res, err := my.queryValue(ctx, admin, "SELECT MASTER_GTID_WAIT("+myLiteral(pos)+", 1)")
+			var have string
+			if err == nil {
+				have, err = my.queryValue(ctx, admin, "SELECT @@gtid_slave_pos")
+			}
+			ok = err == nil && res == "0" && gtidSameOrigin(have, pos)
+			last = fmt.Sprintf("applying up to %s, has %s (%v)", pos, have, err)
+		default:
+			last = st.err
+		}
+		switch {
+		case !ok:
+			okSince = time.Time{}
+		case okSince.IsZero():
+			okSince = time.Now()
+		case time.Since(okSince) >= 250*time.Millisecond:
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s does not replicate from %s within %s (%s)", ErrReplication, md.ID, primary.ID, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// handOver makes the primary read-only (the master user has no READ_ONLY
+// ADMIN, so it can write no more; commits in progress finish first),
+// waits until the replica next has applied its binlog to the end, and
+// stops it.
+func (my mariadb) handOver(ctx context.Context, m *Manager, inst *instance, old, next meta) error {
+	admin := adminLogin(famMySQL, old)
+	if err := my.exec(ctx, admin, "SET GLOBAL read_only = 1"); err != nil {
+		return err
+	}
+	pos, err := my.queryValue(ctx, admin, "SELECT @@gtid_binlog_pos")
+	if err != nil {
+		return err
+	}
+	res, err := my.queryValue(ctx, adminLogin(famMySQL, next), "SELECT MASTER_GTID_WAIT("+myLiteral(pos)+", 30)")
+	if err != nil {
+		return err
+	}
+	if res != "0" {
+		return fmt.Errorf("%w: %s did not apply %s's binlog up to %s within 30s", ErrReplication, next.ID, old.ID, pos)
+	}
+	m.stopServer(inst, StatusStopped)
+	return nil
+}
+
+// rejoin makes the stopped instance a replica of primary: started
+// read-only, it resumes GTID replication from what it has; if the primary
+// cannot serve that position (it never had some of this instance's
+// writes), a fresh template copy replays the primary's binlog from its
+// first event.
+func (my mariadb) rejoin(ctx context.Context, m *Manager, in install, r runAs, inst *instance, md *meta, primary meta, t tmpl) error {
+	data := inst.dataDir()
+	if _, err := os.Stat(filepath.Join(data, "mysql")); err == nil {
+		err := my.resume(ctx, m, in, r, inst, *md, primary)
+		if err == nil {
+			return nil
+		}
+		m.stopServer(inst, StatusRebooting)
+		m.log.Warn("engine: cannot resume replication from the new primary; replaying its binlog into fresh data", "id", md.ID, "primary", primary.ID, "err", err)
+	}
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	// A new server_id: the primary's binlog holds this instance's own
+	// former writes, which a replica skips as its own if the id matches.
+	md.ServerID = myServerID(fmt.Sprintf("%s#%d", md.ID, time.Now().UnixNano()))
+	if err := my.seedReplica(ctx, m, in, r, inst.dir, md, primary, t); err != nil {
+		return err
+	}
+	srv, err := m.startServer(inst, in, r, *md)
+	if err != nil {
+		return err
+	}
+	// The accounts arrive with the binlog: wait for them.
+	master := masterLogin(famMySQL, *md)
+	if err := m.waitReady(ctx, srv, func(ctx context.Context) error { return my.ping(ctx, master) }, nil); err != nil {
+		return err
+	}
+	if err := my.catchUp(ctx, m, *md, primary); err != nil {
+		return srv.withLog(err)
+	}
+	_ = os.Remove(filepath.Join(inst.dir, bootstrapName))
+	return nil
+}
+
+// resume starts the instance read-only and replicates from primary from
+// its current GTID position.
+func (my mariadb) resume(ctx context.Context, m *Manager, in install, r runAs, inst *instance, md, primary meta) error {
+	srv, err := m.startServer(inst, in, r, md)
+	if err != nil {
+		return err
+	}
+	admin := adminLogin(famMySQL, md)
+	if err := m.waitReady(ctx, srv, func(ctx context.Context) error { return my.ping(ctx, admin) }, my.refused); err != nil {
+		return err
+	}
+	// Its position is what it has, including its own writes as a former
+	// primary (gtid_current_pos); MASTER_GTID_WAIT measures slave_pos.
+	stmts := append(append([]string{"STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL gtid_slave_pos = @@gtid_current_pos"},
+		myChangeMaster(primary)...), "START SLAVE")
+	if err := my.exec(ctx, admin, stmts...); err != nil {
+		return srv.withLog(err)
+	}
+	if err := my.waitReplicating(ctx, m, md, primary, 20*time.Second); err != nil {
+		return srv.withLog(err)
+	}
+	return nil
 }
 
 func (mariadb) repointSQL(_, primary meta) []string {

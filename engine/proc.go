@@ -30,6 +30,7 @@ type server struct {
 	cmd     *exec.Cmd
 	pid     int
 	dir     string // instance directory: log and pid file
+	data    string // its data directory, every server process's working directory
 	stopSig syscall.Signal
 	done    chan struct{} // closed once the process has exited
 	err     error         // exit status; valid after done
@@ -54,7 +55,7 @@ func (m *Manager) launch(dir string, cmd *exec.Cmd, stopSig syscall.Signal, onEx
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
-	s := &server{cmd: cmd, pid: cmd.Process.Pid, dir: dir, stopSig: stopSig, done: make(chan struct{})}
+	s := &server{cmd: cmd, pid: cmd.Process.Pid, dir: dir, data: filepath.Join(dir, dataName), stopSig: stopSig, done: make(chan struct{})}
 	if err := os.WriteFile(filepath.Join(dir, pidName), []byte(strconv.Itoa(s.pid)+"\n"), 0o644); err != nil {
 		m.log.Warn("engine: cannot write pid file", "dir", dir, "err", err)
 	}
@@ -85,8 +86,35 @@ func (s *server) stop() {
 	case <-time.After(stopTimeout):
 		_ = syscall.Kill(-s.pid, syscall.SIGKILL)
 		<-s.done
+		killStragglers(s.data)
 	}
 	_ = os.Remove(filepath.Join(s.dir, pidName))
+}
+
+// killStragglers kills what is left of a server that died: PostgreSQL's
+// backends each lead their own session (setsid), so they outlive a killed
+// postmaster until they notice, and one may still commit a transaction a
+// client sent at that moment on a server that is gone. Every process of a
+// server has its data directory as working directory.
+func killStragglers(data string) {
+	if real, err := filepath.EvalSymlinks(data); err == nil {
+		data = real
+	}
+	for range 50 {
+		found := false
+		cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
+		for _, c := range cwds {
+			if dir, err := os.Readlink(c); err == nil && dir == data {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(c)))
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				found = true
+			}
+		}
+		if !found {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // exited reports whether the process has ended.
@@ -144,6 +172,14 @@ func (m *Manager) waitReady(ctx context.Context, s *server, try func(context.Con
 			return nil
 		}
 		if fatal != nil && fatal(err) {
+			// It may be another server on our port that answered, ours
+			// having failed to bind it (another program took the port
+			// after we probed it): then ours exits at once, and says why.
+			select {
+			case <-s.done:
+				return s.withLog(fmt.Errorf("server exited (%v) before it accepted connections; last attempt: %v", s.err, err))
+			case <-time.After(500 * time.Millisecond):
+			}
 			return s.withLog(err)
 		}
 		select {

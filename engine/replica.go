@@ -3,42 +3,56 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Promote turns a replica into a writable primary that no longer follows
-// anyone: pg_promote() on PostgreSQL; STOP SLAVE, RESET SLAVE ALL and
-// read_only off on MariaDB. It returns once the instance takes writes.
+// anyone: pg_promote() on PostgreSQL; on MariaDB, the relay log applied,
+// STOP SLAVE, RESET SLAVE ALL and read_only off. It returns once the
+// instance takes writes.
 func (m *Manager) Promote(ctx context.Context, id string) error {
 	inst, err := m.acquire(id)
 	if err != nil {
 		return err
 	}
 	defer inst.op.Unlock()
+	return m.promoteLocked(ctx, inst)
+}
+
+// promoteLocked is Promote for a caller holding inst.op.
+func (m *Manager) promoteLocked(ctx context.Context, inst *instance) error {
 	md := m.metaOf(inst)
 	if md.Role != RoleReplica {
-		return fmt.Errorf("%w: %s is not a replica", ErrInvalid, id)
+		return fmt.Errorf("%w: %s is not a replica", ErrInvalid, md.ID)
 	}
 	if err := m.running(inst, md); err != nil {
 		return err
 	}
 	f := inst.fam
-	if err := f.exec(ctx, adminLogin(f.name(), md), f.promoteSQL()...); err != nil {
-		return fmt.Errorf("promote %s: %w", id, err)
+	if err := f.promote(ctx, adminLogin(f.name(), md)); err != nil {
+		return fmt.Errorf("promote %s: %w", md.ID, err)
 	}
 	old := md.ReplicaOf
 	md.Role, md.ReplicaOf = RolePrimary, ""
 	if err := saveMeta(inst.dir, md); err != nil {
 		return err
 	}
-	m.setState(inst, func() { inst.meta = md }, StatusAvailable, "change", "promoted", "formerReplicaOf", old)
+	m.setState(inst, func() { inst.meta, inst.repl = md, Replication{} }, StatusAvailable, "change", "promoted", "formerReplicaOf", old)
 	return nil
 }
 
+// repointTimeout bounds the wait for a repointed replica to stream from its
+// new primary.
+const repointTimeout = 15 * time.Second
+
 // Repoint makes the replica id follow primaryID instead of its current
-// primary, e.g. after primaryID was promoted in a failover. primaryID
-// must be a primary of the same family that descends from the same
-// original primary (PostgreSQL follows the new timeline; MariaDB resumes
-// from its GTID position).
+// primary, e.g. after primaryID was promoted in a failover, and waits
+// until it replicates from it. primaryID must be a primary of the same
+// family that descends from the same original primary (PostgreSQL follows
+// the new timeline; MariaDB resumes from its GTID position). A replica
+// that has what primaryID never had (it received more of the old
+// primary's writes) cannot follow: the error wraps ErrReplication, and
+// Demote rebuilds it.
 func (m *Manager) Repoint(ctx context.Context, id, primaryID string) error {
 	inst, err := m.acquire(id)
 	if err != nil {
@@ -69,5 +83,20 @@ func (m *Manager) Repoint(ctx context.Context, id, primaryID string) error {
 		return err
 	}
 	m.setState(inst, func() { inst.meta = md }, StatusAvailable, "change", "repointed", "from", old, "to", primaryID)
+	if err := f.waitReplicating(ctx, m, md, pm, repointTimeout); err != nil {
+		return fmt.Errorf("repoint %s at %s: %w", id, primaryID, m.withServerLog(inst, err))
+	}
+	m.setReplicating(inst)
 	return nil
+}
+
+// withServerLog appends the tail of inst's server log to err.
+func (m *Manager) withServerLog(inst *instance, err error) error {
+	m.mu.Lock()
+	srv := inst.srv
+	m.mu.Unlock()
+	if srv == nil {
+		return err
+	}
+	return srv.withLog(err)
 }

@@ -65,6 +65,10 @@ var (
 	ErrInUse = errors.New("engine: data directory in use")
 	// ErrClosed: the Manager has been closed.
 	ErrClosed = errors.New("engine: manager closed")
+	// ErrReplication: a replica did not start replicating from its new
+	// primary (Repoint), or a switchover found the new primary without
+	// the old one's last writes.
+	ErrReplication = errors.New("engine: replication failed")
 )
 
 // Config configures a Manager. The zero value is usable: temporary data,
@@ -93,6 +97,14 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger receives one line per instance state change. Nil discards.
 	Logger *slog.Logger
+	// HealthInterval is how often every running spawned server is checked
+	// (a query as rdsadmin; replicas report their replication state).
+	// Zero means 1 s. Two failed checks in a row, or the server process
+	// ending, make the instance down (see Watch).
+	HealthInterval time.Duration
+	// MaxReplicaLag is how far behind its primary a replica may apply
+	// before it counts as not replicating. Zero means 30 s.
+	MaxReplicaLag time.Duration
 }
 
 // Spec describes the instance Create makes. Field names follow the RDS
@@ -156,6 +168,41 @@ type Instance struct {
 	Backend string
 	// Container is the name of the instance's container (docker backend).
 	Container string
+	// Replication is a replica's replication state as last checked.
+	Replication Replication
+}
+
+// Replication is the state of a replica's replication from its primary.
+type Replication struct {
+	// Running: the replica receives from its primary (ReplicaOf) and
+	// applies what it receives, no more than Config.MaxReplicaLag behind.
+	Running bool
+	// Lag is how far behind its primary the replica applies.
+	Lag time.Duration
+	// Error says why Running is false.
+	Error string
+	// Checked is when the state was read; zero before the first check.
+	Checked time.Time
+}
+
+// Event kinds reported to the function given to Watch.
+const (
+	// EventDown: the server of an available instance exited, or failed
+	// two health checks in a row and was killed. Its status is failed;
+	// nothing restarts it by itself.
+	EventDown = "down"
+	// EventReplication: a replica's Replication.Running changed.
+	EventReplication = "replication"
+)
+
+// Event is something the Manager saw happen to an instance on its own.
+type Event struct {
+	ID     string
+	Kind   string // EventDown, EventReplication
+	Detail string // what was seen
+	// Running is the new Replication.Running (EventReplication).
+	Running bool
+	Time    time.Time
 }
 
 // engineFamily maps an RDS engine name to the family that serves it.

@@ -43,6 +43,12 @@ type meta struct {
 	DBName         string `json:"dbName,omitempty"`
 	AdminPassword  string `json:"adminPassword,omitempty"`
 	ServerID       uint32 `json:"serverId,omitempty"`
+	// Rebuild: the instance must be rebuilt as a replica of ReplicaOf
+	// before it runs again (a former primary after a failover; a replica
+	// that could not follow a new primary). Set before the work starts,
+	// so a restart in the middle finishes it instead of starting a
+	// diverged server.
+	Rebuild bool `json:"rebuild,omitempty"`
 	// Docker backend: Backend is BackendDocker (empty: process), Image the
 	// image, Container the container's name and Volume the named volume
 	// holding the data (with a DataDir only).
@@ -77,6 +83,8 @@ type instance struct {
 	status string
 	srv    *server
 	ctr    *dockerServer // docker backend: the container, running or stopped
+	repl   Replication   // replicas: as last checked
+	fails  int           // health checks failed in a row
 }
 
 func (i *instance) dataDir() string { return filepath.Join(i.dir, dataName) }

@@ -30,7 +30,7 @@ func (t tmpl) copyData(dst string) error { return t.m.copyTemplate(t, dst) }
 // templateFormat versions what a template holds (databases, users,
 // settings made at build time); bump it when buildTemplate changes, so a
 // template cached by an older rdslocal in the shared directory is not used.
-const templateFormat = "2"
+const templateFormat = "5"
 
 // template returns the template for in, building it on first use. One
 // template exists per product, version and templateFormat; it is built in a

@@ -138,6 +138,7 @@ func (r *RDS) createDBCluster(c *api.Call) (any, error) {
 		cl.VpcSecurityGroupIds = []string{"sg-" + hashID(17, "default", st.Account, st.Region)}
 	}
 	st.Clusters[id] = cl
+	r.event(st, srcCluster, cl.ID, "RDS-EVENT-0170", "creation", "DB cluster created.")
 	return struct{ DBCluster xmlDBCluster }{r.clusterXML(st, cl, "creating")}, nil
 }
 
@@ -248,6 +249,7 @@ func (r *RDS) modifyDBCluster(c *api.Call) (any, error) {
 		}
 	}
 	if in.MasterUserPassword != nil {
+		r.event(st, srcCluster, cl.ID, "RDS-EVENT-0016", "configuration change", "Reset master credentials.")
 		cl.MasterPassword = *in.MasterUserPassword
 		writer := r.clusterWriter(st, cl)
 		for _, m := range clusterMembers(st, cl.ID) {
@@ -315,6 +317,14 @@ func (r *RDS) deleteDBCluster(c *api.Call) (any, error) {
 		return nil, invalidClusterState("Cluster cannot be deleted, it still contains DB instances in non-deleting state.")
 	}
 	delete(st.Clusters, cl.ID)
+	r.event(st, srcCluster, cl.ID, "RDS-EVENT-0171", "deletion", "DB cluster deleted.")
+	for _, p := range st.Proxies {
+		if contains(p.TargetGroup.Clusters, []string{cl.ID}) {
+			p.TargetGroup.Clusters = without(p.TargetGroup.Clusters, []string{cl.ID})
+			r.event(st, srcProxy, p.Name, "RDS-EVENT-0215", "configuration change",
+				fmt.Sprintf("RDS detected deletion of DB cluster %s and automatically removed it from target group %s of DB proxy %s.", cl.ID, defaultTargetGroup, p.Name))
+		}
+	}
 	return struct{ DBCluster xmlDBCluster }{r.clusterXML(st, cl, "deleting")}, nil
 }
 
@@ -335,6 +345,9 @@ func (r *RDS) failoverDBCluster(c *api.Call) (any, error) {
 	}
 	if cl.Status != "available" {
 		return nil, invalidClusterState("DB cluster %s is not in the available state (it is %s).", cl.ID, cl.Status)
+	}
+	if r.haBusy[haKey(st, "cluster", cl.ID)] {
+		return nil, invalidClusterState("DB cluster %s is still recovering from a failover: a member is being rebuilt as a reader.", cl.ID)
 	}
 	members := clusterMembers(st, cl.ID)
 	writer := r.clusterWriter(st, cl)
@@ -365,8 +378,34 @@ func (r *RDS) failoverDBCluster(c *api.Call) (any, error) {
 			target = members[best].ID
 		}
 	}
-	cl.Writer = target
-	r.startFailover(st, cl, writer, target)
+	switch {
+	case r.opts.Engines == nil:
+		// Records only: the roles change at once.
+		cl.Writer = target
+	case target == writer:
+		w := st.Instances[writer]
+		r.event(st, srcCluster, cl.ID, failoverStartID(w, w), "failover", failoverStartMessage(w, w))
+		r.startReboot(st, w, func() {
+			r.event(st, srcCluster, cl.ID, "RDS-EVENT-0071", "failover", fmt.Sprintf("Completed failover to DB instance: %s.", w.ID))
+		})
+	case st.Instances[target].ReplicaOf != writer:
+		return nil, invalidInstanceState("DB instance %s does not replicate from the writer %s yet.", target, writer)
+	default:
+		if g, err := r.opts.Engines.Get(primaryEID(st, st.Instances[target])); err != nil || !g.Replication.Running {
+			why := g.Replication.Error
+			if err != nil {
+				why = err.Error()
+			}
+			return nil, invalidInstanceState("DB instance %s is not replicating from the writer %s: %s", target, writer, why)
+		}
+		key := haKey(st, "cluster", cl.ID)
+		r.claimHA(key)
+		cl.Status = "failing-over"
+		go func() {
+			defer r.releaseHA(key)
+			r.failoverCluster(st, cl, writer, target, true)
+		}()
+	}
 	return struct{ DBCluster xmlDBCluster }{r.clusterXML(st, cl, cl.Status)}, nil
 }
 

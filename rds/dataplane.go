@@ -80,7 +80,17 @@ func (r *RDS) dataPlaneSpecs() []dp.ProxySpec {
 				spec.Auth = append(spec.Auth, dp.AuthSpec{UserName: a.UserName, SecretArn: a.SecretArn, IAMAuth: a.IAMAuth, ClientPasswordAuthType: a.ClientPasswordAuthType})
 			}
 			for _, row := range r.targetRows(st, p, false) {
+				// An instance that cannot serve its role is no target
+				// of any endpoint: a writer that is down or handing
+				// over, a reader that does not replicate the writer.
 				if row.Type != "RDS_INSTANCE" || row.Endpoint == "" {
+					continue
+				}
+				writer := row.RdsResourceId
+				if cl := st.Clusters[row.TrackedClusterId]; cl != nil {
+					writer = r.clusterWriter(st, cl)
+				}
+				if reason, _ := r.outOfService(st, st.Instances[row.RdsResourceId], writer); reason != "" {
 					continue
 				}
 				spec.Targets = append(spec.Targets, dp.TargetSpec{ID: row.RdsResourceId, Host: row.Endpoint, Port: row.Port, Role: row.Role})

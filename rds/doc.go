@@ -15,4 +15,18 @@
 // the background by lifecycle.go), and the data plane that runs the proxy
 // listeners (DataPlane, handed the desired state of every proxy by
 // dataplane.go after each change).
+//
+// High availability (failover.go): FailoverDBCluster, RebootDBInstance with
+// ForceFailover, and what the engine layer reports through Engines.Watch (a
+// server died; a replica stopped or resumed replicating) drive failovers:
+// RDS's choice of the new writer (PromotionTier, then instance size, then
+// the replica that received most), the engine's switchover or promotion,
+// re-pointing or rebuilding the other readers, rebuilding the former writer
+// or Multi-AZ primary as a replica, and the records and events at each
+// step. An instance is handed to the data plane only while it serves its
+// role (targets.go, outOfService): a writer that is down or handing over,
+// or a reader that does not replicate from the writer, is no target of any
+// endpoint, and DescribeDBProxyTargets says why. events.go keeps each
+// region's event log (RDS's event ids and messages) and serves
+// DescribeEvents.
 package rds

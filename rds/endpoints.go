@@ -1,6 +1,7 @@
 package rds
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/rdslocal/rdslocal/api"
@@ -91,6 +92,7 @@ func (r *RDS) createDBProxyEndpoint(c *api.Call) (any, error) {
 		TargetRole: role, EndpointNetworkType: netType, Address: addr, Created: c.Now, Tags: tagsFrom(in.Tags),
 	}
 	st.Endpoints[ep.Name] = ep
+	r.event(st, srcProxy, ep.Proxy, "RDS-EVENT-0206", "creation", fmt.Sprintf("RDS created endpoint %s for DB proxy %s.", ep.Name, ep.Proxy))
 	return struct{ DBProxyEndpoint xmlDBProxyEndpoint }{r.endpointXML(st, ep, "creating")}, nil
 }
 
@@ -188,6 +190,7 @@ func (r *RDS) modifyDBProxyEndpoint(c *api.Call) (any, error) {
 	if in.VpcSecurityGroupIds != nil {
 		ep.VpcSecurityGroupIds = defaultSecurityGroups(vpcOf(ep.VpcSubnetIds), in.VpcSecurityGroupIds)
 	}
+	r.event(st, srcProxy, ep.Proxy, "RDS-EVENT-0207", "configuration change", fmt.Sprintf("RDS modified the end point of the DB proxy %s.", ep.Proxy))
 	return struct{ DBProxyEndpoint xmlDBProxyEndpoint }{r.endpointXML(st, ep, "available")}, nil
 }
 
@@ -208,5 +211,6 @@ func (r *RDS) deleteDBProxyEndpoint(c *api.Call) (any, error) {
 	}
 	delete(st.Endpoints, ep.Name)
 	r.addrs.release(ep.Address)
+	r.event(st, srcProxy, ep.Proxy, "RDS-EVENT-0208", "deletion", fmt.Sprintf("RDS deleted endpoint %s for DB proxy %s.", ep.Name, ep.Proxy))
 	return struct{ DBProxyEndpoint xmlDBProxyEndpoint }{r.endpointXML(st, ep, "deleting")}, nil
 }

@@ -248,7 +248,7 @@ func (r *RDS) createDBInstance(c *api.Call) (any, error) {
 		}
 		inst.Address, inst.Port = "127.0.0.1", port
 	}
-	inst.Status = "creating"
+	inst.Status, inst.EngineID = "creating", engineID(st, inst.ID)
 	st.Instances[inst.ID] = inst
 	out := r.instanceXML(st, inst, "creating")
 	r.startCreate(st, inst)
@@ -508,6 +508,20 @@ func (r *RDS) rebootDBInstance(c *api.Call) (any, error) {
 		return nil, api.InvalidParameterCombination("ForceFailover option is not supported for a non-Multi-AZ DB instance %s.", inst.ID)
 	}
 	out := r.instanceXML(st, inst, "rebooting")
-	r.startReboot(st, inst)
+	key := haKey(st, "instance", inst.ID)
+	if r.haBusy[key] {
+		return nil, invalidInstanceState("DB instance %s is still recovering from a failover: its standby is being rebuilt.", inst.ID)
+	}
+	if deref(in.ForceFailover) && r.opts.Engines != nil && inst.ExternalEndpoint == "" {
+		// The standby takes over; the former primary becomes the standby.
+		r.claimHA(key)
+		inst.Status = "rebooting"
+		go func() {
+			defer r.releaseHA(key)
+			r.failoverMultiAZ(st, inst, true)
+		}()
+		return struct{ DBInstance xmlDBInstance }{out}, nil
+	}
+	r.startReboot(st, inst, nil)
 	return struct{ DBInstance xmlDBInstance }{out}, nil
 }

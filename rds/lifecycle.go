@@ -21,6 +21,12 @@ type Engines interface {
 	SetPassword(ctx context.Context, id, password string) error
 	Promote(ctx context.Context, id string) error
 	Repoint(ctx context.Context, id, primaryID string) error
+	Switchover(ctx context.Context, oldID, newID string) error
+	Demote(ctx context.Context, id, primaryID string) error
+	Position(ctx context.Context, id string) (uint64, error)
+	// Watch delivers what the engine layer sees happen to the servers on
+	// their own: a server died, a replica stopped or resumed replicating.
+	Watch(fn func(engine.Event))
 	Restore(ctx context.Context, specs []engine.Spec) error
 	Get(id string) (engine.Instance, error)
 }
@@ -34,15 +40,42 @@ func engineID(st *regionState, id string) string {
 	return st.Account + "." + st.Region + "." + id
 }
 
+// baseEngineID is the engine ID an instance record was created with.
+func baseEngineID(st *regionState, in *instance) string {
+	if in.EngineID != "" {
+		return in.EngineID
+	}
+	return engineID(st, in.ID)
+}
+
+// primaryEID is the engine ID of the server that serves an instance: its
+// own, or after a Multi-AZ failover its former standby's.
+func primaryEID(st *regionState, in *instance) string {
+	if in.StandbyActive {
+		return standbyID(baseEngineID(st, in))
+	}
+	return baseEngineID(st, in)
+}
+
+// standbyEID is the engine ID of a Multi-AZ instance's hidden standby.
+func standbyEID(st *regionState, in *instance) string {
+	if in.StandbyActive {
+		return baseEngineID(st, in)
+	}
+	return standbyID(baseEngineID(st, in))
+}
+
 // specFor is the engine spec of an instance record. Cluster members other
 // than the first become replicas of the writer.
 func (r *RDS) specFor(st *regionState, in *instance) engine.Spec {
 	s := engine.Spec{
-		ID: engineID(st, in.ID), Engine: in.Engine, EngineVersion: in.EngineVersion, InstanceClass: in.Class,
+		ID: primaryEID(st, in), Engine: in.Engine, EngineVersion: in.EngineVersion, InstanceClass: in.Class,
 		MasterUsername: in.MasterUsername, MasterPassword: in.MasterPassword, DBName: in.DBName,
 		Port: in.Port, External: in.ExternalEndpoint,
 	}
-	if in.ReplicaOf != "" {
+	if w := st.Instances[in.ReplicaOf]; w != nil {
+		s.ReplicaOf = primaryEID(st, w)
+	} else if in.ReplicaOf != "" {
 		s.ReplicaOf = engineID(st, in.ReplicaOf)
 	}
 	return s
@@ -51,7 +84,8 @@ func (r *RDS) specFor(st *regionState, in *instance) engine.Spec {
 // transition runs an engine operation for one instance in the background
 // and records its outcome: status ok on success, failed with the reason on
 // error. The record may have been deleted meanwhile; then nothing changes.
-func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx context.Context) (*engine.Instance, error)) {
+// After a success done, if not nil, runs under r.mu.
+func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx context.Context) (*engine.Instance, error), done func()) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
@@ -65,6 +99,9 @@ func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx c
 				in.Status, in.StatusMessage = ok, ""
 				if got != nil {
 					in.EngineVersion, in.Address, in.Port = got.EngineVersion, got.Host, got.Port
+				}
+				if done != nil {
+					done()
 				}
 			}
 		}
@@ -86,16 +123,34 @@ func (r *RDS) changed() {
 func (r *RDS) startCreate(st *regionState, in *instance) {
 	if r.opts.Engines == nil {
 		in.Status = "available"
+		r.event(st, srcInstance, in.ID, "RDS-EVENT-0005", "creation", "DB instance created.")
 		return
 	}
-	spec := r.specFor(st, in)
+	spec, sbID := r.specFor(st, in), standbyEID(st, in)
 	multiAZ := in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == ""
 	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		got, err := r.opts.Engines.Create(ctx, spec)
+		if errors.Is(err, engine.ErrNoFreePort) && spec.Port != 0 && in.ExternalEndpoint == "" {
+			// Another program took the port we chose before the server
+			// bound it: let the engine layer pick one.
+			r.log.Warn("DB instance port taken; the server takes another", "instance", in.ID, "port", spec.Port, "err", err)
+			spec.Port = 0
+			if got, err = r.opts.Engines.Create(ctx, spec); err == nil {
+				r.mu.Lock()
+				r.addrs.releasePort(in.Port)
+				r.addrs.claimPort(got.Port)
+				r.mu.Unlock()
+			}
+		}
 		if err == nil && multiAZ {
-			err = r.createStandby(ctx, spec)
+			err = r.createStandby(ctx, spec, sbID)
 		}
 		return &got, err
+	}, func() {
+		r.event(st, srcInstance, in.ID, "RDS-EVENT-0005", "creation", "DB instance created.")
+		if in.Cluster != "" {
+			r.proxyTargetAdded(st, in)
+		}
 	})
 }
 
@@ -104,9 +159,9 @@ func standbyID(engineID string) string { return engineID + ".standby" }
 
 // createStandby gives a Multi-AZ instance its hidden standby: a real
 // replica of the primary, not visible in the API, ready for a failover.
-func (r *RDS) createStandby(ctx context.Context, primary engine.Spec) error {
+func (r *RDS) createStandby(ctx context.Context, primary engine.Spec, id string) error {
 	_, err := r.opts.Engines.Create(ctx, engine.Spec{
-		ID: standbyID(primary.ID), Engine: primary.Engine, EngineVersion: primary.EngineVersion,
+		ID: id, Engine: primary.Engine, EngineVersion: primary.EngineVersion,
 		InstanceClass: primary.InstanceClass, ReplicaOf: primary.ID,
 	})
 	if err != nil {
@@ -116,48 +171,71 @@ func (r *RDS) createStandby(ctx context.Context, primary engine.Spec) error {
 }
 
 // deleteStandby removes a Multi-AZ standby, if there is one.
-func (r *RDS) deleteStandby(ctx context.Context, engineID string) {
-	if err := r.opts.Engines.Delete(ctx, standbyID(engineID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
-		r.log.Warn("deleting the Multi-AZ standby", "instance", engineID, "err", err)
+func (r *RDS) deleteStandby(ctx context.Context, id string) {
+	if err := r.opts.Engines.Delete(ctx, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		r.log.Warn("deleting the Multi-AZ standby", "instance", id, "err", err)
 	}
 }
 
 // startDelete stops and removes the server, then the record.
 func (r *RDS) startDelete(st *regionState, in *instance) {
 	if r.opts.Engines == nil {
-		delete(st.Instances, in.ID)
-		r.addrs.releasePort(in.Port)
+		r.forgetInstance(st, in)
 		return
 	}
 	in.Status = "deleting"
-	id := engineID(st, in.ID)
+	id, sb := primaryEID(st, in), standbyEID(st, in)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
-		r.deleteStandby(ctx, id)
+		r.deleteStandby(ctx, sb)
 		err := r.opts.Engines.Delete(ctx, id)
 		if err != nil && !errors.Is(err, engine.ErrNotFound) {
 			r.log.Warn("deleting DB instance server", "instance", in.ID, "err", err)
 		}
 		r.mu.Lock()
 		if st.Instances[in.ID] == in {
-			delete(st.Instances, in.ID)
-			r.addrs.releasePort(in.Port)
+			r.forgetInstance(st, in)
 		}
 		r.mu.Unlock()
 		r.changed()
 	}()
 }
 
-// startReboot restarts the server.
-func (r *RDS) startReboot(st *regionState, in *instance) {
+// forgetInstance removes a deleted instance's record, and the instance
+// from the target group of any proxy that had it registered, as RDS does.
+// The caller holds r.mu.
+func (r *RDS) forgetInstance(st *regionState, in *instance) {
+	delete(st.Instances, in.ID)
+	r.addrs.releasePort(in.Port)
+	r.event(st, srcInstance, in.ID, "RDS-EVENT-0003", "deletion", "DB instance deleted.")
+	for _, p := range st.Proxies {
+		if contains(p.TargetGroup.Instances, []string{in.ID}) {
+			p.TargetGroup.Instances = without(p.TargetGroup.Instances, []string{in.ID})
+			r.event(st, srcProxy, p.Name, "RDS-EVENT-0214", "configuration change",
+				fmt.Sprintf("RDS detected deletion of DB instance %s and automatically removed it from target group %s of DB proxy %s.", in.ID, defaultTargetGroup, p.Name))
+		}
+	}
+}
+
+// startReboot restarts the server; then, if not nil, runs under r.mu.
+func (r *RDS) startReboot(st *regionState, in *instance, then func()) {
 	if r.opts.Engines == nil {
+		r.event(st, srcInstance, in.ID, "RDS-EVENT-0006", "availability", "DB instance restarted.")
+		if then != nil {
+			then()
+		}
 		return
 	}
 	in.Status = "rebooting"
-	id := engineID(st, in.ID)
+	id := primaryEID(st, in)
 	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		return nil, r.opts.Engines.Reboot(ctx, id)
+	}, func() {
+		r.event(st, srcInstance, in.ID, "RDS-EVENT-0006", "availability", "DB instance restarted.")
+		if then != nil {
+			then()
+		}
 	})
 }
 
@@ -167,14 +245,25 @@ func (r *RDS) startMultiAZ(st *regionState, in *instance, on bool) {
 	if r.opts.Engines == nil || in.Cluster != "" || in.ExternalEndpoint != "" {
 		return
 	}
-	spec := r.specFor(st, in)
+	spec, sb := r.specFor(st, in), standbyEID(st, in)
 	in.Status = "modifying"
+	if on {
+		r.event(st, srcInstance, in.ID, "RDS-EVENT-0024", "configuration change", "Applying modification to convert to a Multi-AZ DB instance.")
+	} else {
+		r.event(st, srcInstance, in.ID, "RDS-EVENT-0030", "configuration change", "Applying modification to convert to a standard (Single-AZ) DB instance.")
+	}
 	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		if on {
-			return nil, r.createStandby(ctx, spec)
+			return nil, r.createStandby(ctx, spec, sb)
 		}
-		r.deleteStandby(ctx, spec.ID)
+		r.deleteStandby(ctx, sb)
 		return nil, nil
+	}, func() {
+		if on {
+			r.event(st, srcInstance, in.ID, "RDS-EVENT-0025", "configuration change", "Finished applying modification to convert to a Multi-AZ DB instance.")
+		} else {
+			r.event(st, srcInstance, in.ID, "RDS-EVENT-0029", "configuration change", "Finished applying modification to convert to a standard (Single-AZ) DB instance.")
+		}
 	})
 }
 
@@ -184,9 +273,11 @@ func (r *RDS) startSetPassword(st *regionState, in *instance, password string) {
 		return
 	}
 	in.Status = "resetting-master-credentials"
-	id := engineID(st, in.ID)
+	id := primaryEID(st, in)
 	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		return nil, r.opts.Engines.SetPassword(ctx, id, password)
+	}, func() {
+		r.event(st, srcInstance, in.ID, "RDS-EVENT-0016", "configuration change", "Reset master credentials.")
 	})
 }
 
@@ -222,7 +313,7 @@ func (r *RDS) StartEngines(ctx context.Context) {
 			spec := r.specFor(st, in)
 			specs = append(specs, spec)
 			if in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == "" {
-				specs = append(specs, engine.Spec{ID: standbyID(spec.ID), Engine: spec.Engine, EngineVersion: spec.EngineVersion,
+				specs = append(specs, engine.Spec{ID: standbyEID(st, in), Engine: spec.Engine, EngineVersion: spec.EngineVersion,
 					InstanceClass: spec.InstanceClass, ReplicaOf: spec.ID})
 			}
 			recs = append(recs, rec{st, in})
@@ -235,7 +326,7 @@ func (r *RDS) StartEngines(ctx context.Context) {
 	err := r.opts.Engines.Restore(ctx, specs)
 	r.mu.Lock()
 	for _, rc := range recs {
-		got, gerr := r.opts.Engines.Get(engineID(rc.st, rc.in.ID))
+		got, gerr := r.opts.Engines.Get(primaryEID(rc.st, rc.in))
 		switch {
 		case gerr != nil:
 			rc.in.Status, rc.in.StatusMessage = "failed", gerr.Error()
@@ -248,52 +339,4 @@ func (r *RDS) StartEngines(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	r.changed()
-}
-
-// startFailover makes target the writer of its cluster for real: the
-// replica is promoted and the other readers follow it. The former writer
-// keeps running but no longer takes part in replication (a later issue
-// rebuilds it as a reader).
-func (r *RDS) startFailover(st *regionState, cl *cluster, oldWriter, target string) {
-	if r.opts.Engines == nil || oldWriter == target {
-		return
-	}
-	cl.Status = "failing-over"
-	var readers []*instance
-	for _, m := range clusterMembers(st, cl.ID) {
-		if m.ID != target && m.ID != oldWriter && m.ReplicaOf != "" {
-			readers = append(readers, m)
-		}
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
-		defer cancel()
-		err := r.opts.Engines.Promote(ctx, engineID(st, target))
-		var repointed []*instance
-		if err == nil {
-			for _, m := range readers {
-				if rerr := r.opts.Engines.Repoint(ctx, engineID(st, m.ID), engineID(st, target)); rerr != nil {
-					r.log.Warn("reader did not follow the new writer", "instance", m.ID, "err", rerr)
-					continue
-				}
-				repointed = append(repointed, m)
-			}
-		}
-		r.mu.Lock()
-		cl.Status = "available"
-		if err != nil {
-			r.log.Warn("cluster failover failed", "cluster", cl.ID, "target", target, "err", err)
-			cl.Writer = oldWriter
-		} else if t := st.Instances[target]; t != nil {
-			t.ReplicaOf = ""
-			for _, m := range repointed {
-				m.ReplicaOf = target
-			}
-			if old := st.Instances[oldWriter]; old != nil {
-				old.ReplicaOf = ""
-			}
-		}
-		r.mu.Unlock()
-		r.changed()
-	}()
 }

@@ -1,6 +1,7 @@
 package rds
 
 import (
+	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -211,6 +212,7 @@ func (r *RDS) createDBProxy(c *api.Call) (any, error) {
 		p.DefaultAuthScheme = "NONE"
 	}
 	st.Proxies[p.Name] = p
+	r.event(st, srcProxy, p.Name, "RDS-EVENT-0203", "creation", fmt.Sprintf("RDS created DB proxy %s.", p.Name))
 	return struct{ DBProxy xmlDBProxy }{r.proxyXML(st, p, "creating")}, nil
 }
 
@@ -344,6 +346,7 @@ func (r *RDS) modifyDBProxy(c *api.Call) (any, error) {
 		p.VpcSecurityGroupIds = defaultSecurityGroups(vpcOf(p.VpcSubnetIds), in.SecurityGroups)
 	}
 	p.Updated = c.Now
+	r.event(st, srcProxy, p.Name, "RDS-EVENT-0204", "configuration change", fmt.Sprintf("RDS modified DB proxy %s.", p.Name))
 	return struct{ DBProxy xmlDBProxy }{r.proxyXML(st, p, r.proxyStatus(p))}, nil
 }
 
@@ -366,6 +369,7 @@ func (r *RDS) deleteDBProxy(c *api.Call) (any, error) {
 		}
 	}
 	r.addrs.release(p.Address)
+	r.event(st, srcProxy, p.Name, "RDS-EVENT-0205", "deletion", fmt.Sprintf("RDS deleted DB proxy %s.", p.Name))
 	delete(st.Proxies, p.Name)
 	return struct{ DBProxy xmlDBProxy }{r.proxyXML(st, p, "deleting")}, nil
 }

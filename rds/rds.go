@@ -48,6 +48,9 @@ type RDS struct {
 	log    *slog.Logger
 	// applyMu orders data-plane applications (see applyDataPlane).
 	applyMu sync.Mutex
+	// haBusy marks the clusters and instances a failover works on
+	// (failover.go); guarded by mu.
+	haBusy map[string]bool
 }
 
 // New returns an RDS front-end with empty state.
@@ -55,8 +58,11 @@ func New(o Options) *RDS {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &RDS{opts: o, states: map[string]*regionState{}, log: o.Logger}
+	r := &RDS{opts: o, states: map[string]*regionState{}, log: o.Logger, haBusy: map[string]bool{}}
 	r.addrs = newAddressPlan(o.ProxyAddressing, o.PortMin, o.PortMax)
+	if o.Engines != nil {
+		o.Engines.Watch(r.onEngineEvent)
+	}
 	return r
 }
 
@@ -86,6 +92,7 @@ func (r *RDS) Service() *api.Service {
 		"ModifyDBCluster":             r.modifyDBCluster,
 		"DeleteDBCluster":             r.deleteDBCluster,
 		"FailoverDBCluster":           r.failoverDBCluster,
+		"DescribeEvents":              r.describeEvents,
 		"AddTagsToResource":           r.addTagsToResource,
 		"ListTagsForResource":         r.listTagsForResource,
 		"RemoveTagsFromResource":      r.removeTagsFromResource,
@@ -173,7 +180,11 @@ func (r *RDS) Restore(data []byte) error {
 		}
 		for k, v := range st.Clusters {
 			fresh.Clusters[k] = v
+			if v.Status == "failing-over" {
+				v.Status = "available" // the engine layer finishes its part at start
+			}
 		}
+		fresh.Events = st.Events
 		r.states[st.Account+"/"+st.Region] = fresh
 	}
 	return nil

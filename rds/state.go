@@ -10,6 +10,7 @@ type regionState struct {
 	Endpoints       map[string]*proxyEndpoint // user endpoints, by DBProxyEndpointName
 	Instances       map[string]*instance      // by DBInstanceIdentifier
 	Clusters        map[string]*cluster       // by DBClusterIdentifier
+	Events          []event                   // oldest first, 14 days at most
 }
 
 func newRegionState(account, region string) *regionState {
@@ -115,6 +116,13 @@ type instance struct {
 	ExternalEndpoint     string // rdslocal:endpoint tag: an existing server
 	BackupRetentionDays  int
 	PreferredMaintenance string
+	// EngineID names the instance's server in the engine layer (its
+	// original account.region.identifier: it does not follow renames).
+	// Empty in state saved before it existed: engineID then.
+	EngineID string `json:",omitempty"`
+	// StandbyActive: a Multi-AZ failover made the hidden standby
+	// (EngineID.standby) the primary; EngineID is now the standby.
+	StandbyActive bool `json:",omitempty"`
 }
 
 type cluster struct {

@@ -1,7 +1,10 @@
 package rds
 
 import (
+	"fmt"
+
 	"github.com/rdslocal/rdslocal/api"
+	"github.com/rdslocal/rdslocal/engine"
 )
 
 const defaultTargetGroup = "default"
@@ -231,12 +234,12 @@ func contains(have, want []string) bool {
 // TRACKED_CLUSTER row plus one RDS_INSTANCE row per member.
 func (r *RDS) targetRows(st *regionState, p *proxy, registering bool) api.List[xmlTarget] {
 	rows := api.List[xmlTarget]{}
-	health := func(inst *instance) *xmlTargetHealth {
+	health := func(inst *instance, writer string) *xmlTargetHealth {
 		if registering {
 			return &xmlTargetHealth{State: "REGISTERING"}
 		}
-		if inst == nil || inst.Status != "available" {
-			return &xmlTargetHealth{State: "UNAVAILABLE", Reason: "UNREACHABLE", Description: "DB instance is not available"}
+		if reason, desc := r.outOfService(st, inst, writer); reason != "" {
+			return &xmlTargetHealth{State: "UNAVAILABLE", Reason: reason, Description: desc}
 		}
 		if r.opts.DataPlane != nil {
 			if state, reason, desc := r.opts.DataPlane.TargetHealth(p.ID, inst.ID); state != "" {
@@ -247,7 +250,7 @@ func (r *RDS) targetRows(st *regionState, p *proxy, registering bool) api.List[x
 	}
 	for _, id := range p.TargetGroup.Instances {
 		inst := st.Instances[id]
-		row := xmlTarget{TargetArn: arn(st.Region, st.Account, "db:"+id), RdsResourceId: id, Type: "RDS_INSTANCE", Role: "READ_WRITE", TargetHealth: health(inst)}
+		row := xmlTarget{TargetArn: arn(st.Region, st.Account, "db:"+id), RdsResourceId: id, Type: "RDS_INSTANCE", Role: "READ_WRITE", TargetHealth: health(inst, id)}
 		if inst != nil {
 			row.Endpoint, row.Port = inst.Address, inst.Port
 		}
@@ -271,11 +274,43 @@ func (r *RDS) targetRows(st *regionState, p *proxy, registering bool) api.List[x
 			}
 			rows = append(rows, xmlTarget{
 				TargetArn: arn(st.Region, st.Account, "db:"+m.ID), Endpoint: m.Address, TrackedClusterId: id,
-				RdsResourceId: m.ID, Port: m.Port, Type: "RDS_INSTANCE", Role: role, TargetHealth: health(m),
+				RdsResourceId: m.ID, Port: m.Port, Type: "RDS_INSTANCE", Role: role, TargetHealth: health(m, writer),
 			})
 		}
 	}
 	return rows
+}
+
+// outOfService says why an instance cannot serve as a proxy target in its
+// role ("" when it can): it is not available, its server is down, or —
+// for a reader — it does not replicate from the writer (not re-pointed
+// yet after a failover, replication stopped, or too far behind). Such an
+// instance is not handed to the data plane. The caller holds r.mu.
+func (r *RDS) outOfService(st *regionState, in *instance, writer string) (reason, description string) {
+	if in == nil || in.Status != "available" {
+		return "UNREACHABLE", "DB instance is not available"
+	}
+	if r.opts.Engines == nil || in.ExternalEndpoint != "" {
+		return "", ""
+	}
+	g, err := r.opts.Engines.Get(primaryEID(st, in))
+	if err != nil || g.Status != engine.StatusAvailable {
+		return "UNREACHABLE", "The DB instance's database server is not running"
+	}
+	if in.ID == writer {
+		return "", ""
+	}
+	switch {
+	case in.ReplicaOf != writer:
+		return "INVALID_REPLICATION_STATE", fmt.Sprintf("The DB instance does not replicate from the cluster writer %s yet", writer)
+	case !g.Replication.Running:
+		desc := "The DB instance is not replicating from the cluster writer"
+		if g.Replication.Error != "" {
+			desc += ": " + g.Replication.Error
+		}
+		return "INVALID_REPLICATION_STATE", desc
+	}
+	return "", ""
 }
 
 func (r *RDS) describeDBProxyTargets(c *api.Call) (any, error) {

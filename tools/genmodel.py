@@ -13,7 +13,7 @@ OPS = {
         DescribeDBProxyTargets DeregisterDBProxyTargets CreateDBInstance DescribeDBInstances
         ModifyDBInstance DeleteDBInstance RebootDBInstance CreateDBCluster DescribeDBClusters
         ModifyDBCluster DeleteDBCluster FailoverDBCluster AddTagsToResource ListTagsForResource
-        RemoveTagsFromResource"""),
+        RemoveTagsFromResource DescribeEvents"""),
     "secretsmanager": ("2017-10-17", """CreateSecret GetSecretValue BatchGetSecretValue PutSecretValue
         UpdateSecret UpdateSecretVersionStage DescribeSecret ListSecrets ListSecretVersionIds
         DeleteSecret RestoreSecret TagResource UntagResource GetRandomPassword"""),
