@@ -194,8 +194,10 @@ func (m *Manager) recordReplication(inst *instance, md meta, st replState, lag t
 	was := inst.repl
 	inst.repl = r
 	m.mu.Unlock()
-	if !was.Checked.IsZero() && was.Running != r.Running || was.Checked.IsZero() && !r.Running {
-		m.emit(Event{ID: md.ID, Kind: EventReplication, Running: r.Running, Detail: r.Error})
+	// The first check always reports: until then the replica's state was
+	// unknown, and whoever acted on "not known to replicate" must learn.
+	if first := was.Checked.IsZero(); first || was.Running != r.Running {
+		m.emit(Event{ID: md.ID, Kind: EventReplication, Running: r.Running, First: first, Detail: r.Error})
 	}
 }
 

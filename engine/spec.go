@@ -202,7 +202,10 @@ type Event struct {
 	Detail string // what was seen
 	// Running is the new Replication.Running (EventReplication).
 	Running bool
-	Time    time.Time
+	// First marks the first replication check of a server since it
+	// started (EventReplication): Running may not be a change then.
+	First bool
+	Time  time.Time
 }
 
 // engineFamily maps an RDS engine name to the family that serves it.

@@ -86,7 +86,7 @@ func (r *RDS) onEngineEvent(ev engine.Event) {
 	}
 	switch ev.Kind {
 	case engine.EventReplication:
-		if !standby && in.Cluster != "" {
+		if !standby && in.Cluster != "" && !(ev.First && ev.Running) {
 			if ev.Running {
 				r.event(st, srcInstance, in.ID, "RDS-EVENT-0046", "read replica", "Replication for the Read Replica resumed.")
 			} else {
