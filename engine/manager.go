@@ -208,7 +208,10 @@ func (i *instance) snapshotLocked() Instance {
 		Host: md.Host, Port: md.Port, MaxConnections: md.MaxConnections,
 		Role: md.Role, ReplicaOf: md.ReplicaOf, Status: i.status, External: md.External,
 		MasterUsername: md.MasterUsername, DBName: md.DBName, Dir: i.dir,
-		Backend: md.backend(), Container: md.Container,
+		Backend: md.backend(), Container: md.Container, Synchronous: md.Sync,
+	}
+	if md.Role == RolePrimary && len(i.sync) > 0 {
+		out.SyncReplicas = append([]string(nil), i.sync...)
 	}
 	if md.Role == RoleReplica {
 		out.Replication = i.repl
@@ -267,6 +270,7 @@ func (m *Manager) Close() error {
 // stopServer stops inst's server, if running, and records status (attrs
 // go to the log line). The caller holds inst.op.
 func (m *Manager) stopServer(inst *instance, status string, attrs ...any) {
+	m.leaveSync(inst)
 	m.mu.Lock()
 	srv, ctr := inst.srv, inst.ctr
 	m.mu.Unlock()
