@@ -40,8 +40,9 @@ type Manager struct {
 	bg      sync.WaitGroup           // spare makers; Close waits for them
 	stopBg  chan struct{}            // closed by Close: spare makers give up
 
-	dockerMu sync.Mutex
-	dockerP  *testcontainers.DockerProvider // made on first use
+	dockerMu   sync.Mutex
+	dockerP    *testcontainers.DockerProvider // made on first use
+	pullFailed map[string]pullFailure         // by image, guarded by mu
 
 	healthInterval, maxLag time.Duration
 	events                 chan Event
@@ -81,6 +82,7 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		users:          map[string]runAs{},
 		tmplMu:         map[string]*sync.Mutex{},
 		filling:        map[string]chan struct{}{},
+		pullFailed:     map[string]pullFailure{},
 		stopBg:         make(chan struct{}),
 		events:         make(chan Event, 1024),
 		healthInterval: cfg.HealthInterval,
@@ -172,6 +174,15 @@ func (m *Manager) releaseRoot() {
 	if m.temp {
 		_ = os.RemoveAll(m.root)
 	}
+}
+
+// Backend returns Config.Backend, what runs a new instance: BackendAuto
+// (the default), BackendProcess or BackendDocker.
+func (m *Manager) Backend() string {
+	if m.cfg.Backend == "" {
+		return BackendAuto
+	}
+	return m.cfg.Backend
 }
 
 // Dir returns the directory holding the Manager's instances: DataDir, or
