@@ -95,7 +95,7 @@ var digits = regexp.MustCompile(`[0-9]+`)
 func errKind(err error) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.Code + " " + shorten(pe.Message)
+		return pe.Code + " " + shorten(digits.ReplaceAllString(pe.Message, "#"))
 	}
 	var ne net.Error
 	switch {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -90,6 +92,24 @@ func (s *soak) section() string {
 			m0.metrics["ClientConnections"], m1.metrics["ClientConnections"], m0.metrics["DatabaseConnections"], m1.metrics["DatabaseConnections"],
 			m0.metrics["DatabaseConnectionsCurrentlyBorrowed"], m1.metrics["DatabaseConnectionsCurrentlyBorrowed"],
 			m0.metrics["DatabaseConnectionsCurrentlySessionPinned"], m1.metrics["DatabaseConnectionsCurrentlySessionPinned"])
+		var per []string
+		for _, t := range slices.Sorted(maps.Keys(m1.dbConns)) {
+			per = append(per, fmt.Sprintf("%s %d", t, m1.dbConns[t]))
+		}
+		p("- **Server connections the proxy holds after the soak**, by target: %s (final writer %s).\n", strings.Join(per, ", "), r.finalWriter)
+		for _, kind := range []string{"FailoverDBCluster", "SIGKILL"} {
+			var probe []time.Duration
+			for _, ev := range r.events {
+				if d := cs.probe.firstOK(ev.at, notPort(ev)); ev.kind == kind && d >= 0 {
+					probe = append(probe, d)
+				}
+			}
+			if len(probe) > 0 {
+				slices.Sort(probe)
+				p("- **%s → the probe's first write through the proxy:** median %s, %s–%s over %d events.\n", kind,
+					fmtDur(probe[len(probe)/2]), fmtDur(probe[0]), fmtDur(probe[len(probe)-1]), len(probe))
+			}
+		}
 		p("\n*First write* is the time from the call (or the death) to the first write acknowledged through the proxy by a server other than the former writer (unless it is the writer again); for a class, by any client of it (clients pause %s on average between operations). *Errors* are those a class saw from the event until the next one.\n\n", s.opt.think)
 		p("| # | event | writer before → after | settled | probe's first write | first write: idle / in tx / pinned / new | errors: idle / in tx / pinned / new |\n|---|---|---|---|---|---|---|\n")
 		for i, ev := range r.events {

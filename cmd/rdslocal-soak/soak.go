@@ -32,6 +32,7 @@ type procStats struct {
 	threads, fds int
 	rssKB        int64
 	metrics      map[string]int64 // proxy gauges from /metrics, summed over labels
+	dbConns      map[string]int64 // DatabaseConnections by target
 }
 
 type soakResult struct {
@@ -110,6 +111,11 @@ func (s *soak) soak(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("event %d (%s): %w", i+1, ev.kind, err)
 		}
+		// rdslocal sees the death (or starts the hand-over) first; then
+		// everything comes back.
+		if err := s.waitNoticed(ctx, ev.oldWriter); err != nil {
+			return fmt.Errorf("event %d (%s): %w", i+1, ev.kind, err)
+		}
 		if err := s.waitSettled(ctx, 3*time.Minute); err != nil {
 			ev.err = err.Error()
 			logf("event %d: %v", i+1, err)
@@ -136,6 +142,33 @@ func (s *soak) soak(ctx context.Context) error {
 	}
 	res.after = s.procStats()
 	return s.verify(ctx, res)
+}
+
+// waitNoticed waits until the API shows that the writer old is no
+// longer serving as such: another writer, or old (or the cluster) not
+// available.
+func (s *soak) waitNoticed(ctx context.Context, old string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		w, _, err := s.writer(ctx, clusterID)
+		if err == nil && w != old {
+			return nil
+		}
+		in, err := s.instance(ctx, old)
+		if err == nil && aws.ToString(in.DBInstanceStatus) != "available" {
+			return nil
+		}
+		if out, err := s.rc.DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: aws.String(clusterID)}); err == nil &&
+			aws.ToString(out.DBClusters[0].Status) != "available" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the API still shows %s as the available writer a minute later", old)
+		}
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // notPort is the port a write must not come from to count as the first
@@ -219,7 +252,7 @@ func (s *soak) procStats() procStats {
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		p.fds = len(ents)
 	}
-	p.metrics = map[string]int64{}
+	p.metrics, p.dbConns = map[string]int64{}, map[string]int64{}
 	resp, err := http.Get(s.apiURL + "/metrics")
 	if err != nil {
 		return p
@@ -240,7 +273,14 @@ func (s *soak) procStats() procStats {
 		if err != nil {
 			continue
 		}
-		p.metrics[strings.TrimPrefix(name, "rdslocal_")] += v
+		name = strings.TrimPrefix(name, "rdslocal_")
+		p.metrics[name] += v
+		if name == "DatabaseConnections" {
+			if _, t, ok := strings.Cut(rest, `target="`); ok {
+				t, _, _ = strings.Cut(t, `"`)
+				p.dbConns[t] += v
+			}
+		}
 	}
 	return p
 }
