@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -287,6 +288,63 @@ func TestNoAcknowledgedWriteLost(t *testing.T) {
 				tc.engine, newWriter, time.Since(start).Round(time.Millisecond), w.count(), w.fails.Load(), len(lost))
 			if len(lost) > 0 {
 				t.Fatalf("%d acknowledged commits are not on the new writer, e.g. %v", len(lost), lost[:min(len(lost), 10)])
+			}
+		})
+	}
+}
+
+// TestWriterAloneRestartsInPlace: the only reader stops replicating, so
+// the writer goes on alone (its commits no longer wait for a replica) and
+// takes writes the reader never gets; then the writer dies. Promoting the
+// reader would lose those acknowledged writes: the writer restarts on its
+// own data instead, with every one of them, as RDS recovers a primary
+// whose standby was out of service.
+func TestWriterAloneRestartsInPlace(t *testing.T) {
+	h := newHA(t)
+	for _, engine := range []string{"aurora-postgresql", "aurora-mysql"} {
+		t.Run(engine, func(t *testing.T) {
+			cl := "alone-" + engine[len("aurora-"):]
+			w, r := cl+"-w", cl+"-r"
+			h.cluster(t, engine, cl, member{w, "db.r6g.large", 1}, member{r, "db.r6g.large", 1})
+			wdb := h.open(t, engine, w)
+			if _, err := wdb.Exec("CREATE TABLE t (id int PRIMARY KEY, v varchar(20))"); err != nil {
+				t.Fatal(err)
+			}
+			h.waitSynchronous(t, eid(w))
+			if isPG(engine) {
+				h.adminExec(t, engine, r, "ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_reload_conf()")
+			} else {
+				h.adminExec(t, engine, r, "STOP SLAVE")
+			}
+			deadline := time.Now().Add(time.Minute)
+			for {
+				got, err := h.emu.Server.Engines().Get(eid(w))
+				if err == nil && len(got.SyncReplicas) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the writer still waits for %v", got.SyncReplicas)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			for id := 1; id <= 20; id++ {
+				if _, err := wdb.Exec(fmt.Sprintf("INSERT INTO t VALUES (%d, 'alone')", id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv, err := h.emu.Server.Engines().Get(eid(w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			killServer(t, srv.Dir)
+			h.wantEvents(t, types.SourceTypeDbCluster, cl, "Promoting previous primary again: "+w+".", "Completed failover to DB instance: "+w+".")
+			waitAvailable(t, h.rc, w)
+			if got := h.writer(t, cl); got != w {
+				t.Fatalf("writer %s, want %s restarted in place", got, w)
+			}
+			db := h.open(t, engine, w)
+			for id := 1; id <= 20; id++ {
+				hasRow(t, db, id)
 			}
 		})
 	}
