@@ -7,7 +7,7 @@ BIN         := bin/rdslocal
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ARGS        ?=
 
-.PHONY: all build run test deps lint fuzz bench conformance clean image image-test
+.PHONY: all build run test deps lint fuzz bench soak conformance clean image image-test
 
 all: build
 
@@ -45,6 +45,15 @@ fuzz:
 # `go run ./cmd/rdslocal-bench -h`).
 bench: build deps
 	ulimit -n 20000 2>/dev/null || true; $(GO) run ./cmd/rdslocal-bench $(BENCH_ARGS)
+
+# The failover soak (about 9 minutes): commit latency of lone, Multi-AZ and
+# cluster writers (what synchronous replication costs), then 500 clients
+# through a proxy in front of an Aurora PostgreSQL cluster whose writer is
+# failed over and killed again and again; prints the figures and updates
+# BENCHMARKS.md. Not part of `make test`. Options: make soak
+# SOAK_ARGS='-clients 100 -duration 2m' (see `go run ./cmd/rdslocal-soak -h`).
+soak: build deps
+	ulimit -n 20000 2>/dev/null || true; $(GO) run ./cmd/rdslocal-soak $(SOAK_ARGS)
 
 # The container image (docker/Dockerfile) as rdslocal:latest (IMAGE=…), built
 # from Debian packages and the host's Go toolchain, with no image registry

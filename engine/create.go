@@ -21,6 +21,7 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Instance, error) {
 	md := &meta{
 		ID: s.ID, Engine: s.Engine, InstanceClass: s.InstanceClass, Host: loopback, Role: RolePrimary,
 		MasterUsername: s.MasterUsername, MasterPassword: s.MasterPassword, DBName: s.DBName,
+		Sync: s.Synchronous,
 	}
 	inst := &instance{fam: m.families[fname], status: StatusCreating, meta: *md,
 		dir: filepath.Join(m.root, instancesName, s.ID)}
@@ -45,11 +46,16 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Instance, error) {
 		m.log.Warn("engine: instance "+StatusFailed, "id", s.ID, "engine", s.Engine, "err", err)
 		return Instance{}, fmt.Errorf("create instance %s: %w", s.ID, err)
 	}
-	if md.Role == RoleReplica {
-		inst.repl = Replication{Running: true, Checked: time.Now()} // Create checked it caught up
-	}
-	m.setState(inst, func() { inst.meta = *md }, StatusAvailable,
+	m.setState(inst, func() {
+		inst.meta = *md
+		if md.Role == RoleReplica {
+			inst.repl = Replication{Running: true, Checked: time.Now()} // Create checked it caught up
+		}
+	}, StatusAvailable,
 		"version", md.EngineVersion, "role", md.Role, "elapsed", time.Since(start).Round(time.Millisecond))
+	if md.Role == RoleReplica && md.Sync {
+		m.resync(ctx, md.ReplicaOf) // the primary waits for it from now on
+	}
 	return m.Get(s.ID)
 }
 
@@ -233,7 +239,7 @@ func (m *Manager) Prepare(ctx context.Context, engine, version string) error {
 	if !ok {
 		return fmt.Errorf("%w: engine %q is not one of postgres, aurora-postgresql, mysql, mariadb, aurora-mysql", ErrInvalid, engine)
 	}
-	backend, dockerErr := m.backendFor(ctx, Spec{Engine: engine})
+	backend, dockerErr := m.backendFor(ctx, Spec{Engine: engine, EngineVersion: version})
 	if backend == BackendDocker {
 		return m.prepareDocker(ctx, engine, version)
 	}

@@ -16,6 +16,8 @@
 //		MasterPassword: "secret99", DBName: "app"})  // returns when it takes logins
 //	m.Create(ctx, engine.Spec{ID: "db1-r", Engine: "postgres", ReplicaOf: "db1"})
 //	m.Reboot(ctx, "db1"); m.SetPassword(ctx, "db1", "new-secret")
+//	m.Create(ctx, engine.Spec{ID: "db1-s", Engine: "postgres", ReplicaOf: "db1",
+//		Synchronous: true})                          // db1's commits wait for it
 //	m.Switchover(ctx, "db1", "db1-r")                // planned failover, no write lost
 //	m.Promote(ctx, "db1-r"); m.Repoint(ctx, "other-replica", "db1-r")
 //	m.Demote(ctx, "db1", "db1-r")                    // former primary rebuilt as a replica
@@ -44,12 +46,16 @@
 //   - docker: the server runs in a container made with testcontainers-go
 //     (see Containers below). NewManager fails with "docker backend: no
 //     healthy Docker daemon (…)" (ErrUnsupported) when none answers.
-//   - auto, the default: docker when a Docker daemon is healthy, else
-//     process. The choice is made at each Create, so it does not depend
-//     on which binaries are installed: where a daemon runs, instances are
-//     containers even if PostgreSQL is installed too (choose process to
-//     keep them local processes). Without a daemon, a Create that finds no
-//     binaries says what is missing and why docker cannot stand in.
+//   - auto, the default: docker when a Docker daemon is healthy and has
+//     the engine's image or can pull it, else process. The choice is made
+//     at each Create, so it does not depend on which binaries are
+//     installed: where a daemon runs, instances are containers even if
+//     PostgreSQL is installed too (choose process to keep them local
+//     processes). A daemon that answers but cannot have the image (no
+//     registry reachable) makes auto use the process backend and log why;
+//     a failed pull is not tried again for 30 s. Without docker, a Create
+//     that finds no binaries says what is missing and why docker cannot
+//     stand in.
 //
 // A replica runs on its primary's backend, and an instance found on disk
 // (Restore) on the backend that made it, whatever Config.Backend says.
@@ -236,15 +242,57 @@
 //     read_only. Create waits for MASTER_GTID_WAIT on the primary's
 //     position. Replay time grows with the primary's history.
 //
+// Replication is asynchronous unless the replica is synchronous (see
+// Synchronous replication below).
+//
 // Promote turns a replica into a writable primary (pg_promote(); MariaDB:
 // STOP SLAVE IO_THREAD, the relay log applied, STOP SLAVE, RESET SLAVE ALL,
-// read_only off), and Repoint makes a replica follow another primary of
+// read_only off); when its primary is down and another replica of it
+// received more, the replica first takes the rest from that one
+// (PostgreSQL: its WAL receiver streams from the sibling, cascading;
+// MariaDB: GTID replication from the sibling, once the sibling has applied
+// its relay log into its own binlog), so a promotion loses nothing any
+// running replica has. Repoint makes a replica follow another primary of
 // the same lineage (ALTER SYSTEM SET primary_conninfo + reload, following
 // the new timeline; CHANGE MASTER with GTID) and waits until it streams
 // from it: a replica that received more of the old primary than the new
 // one has cannot, and Repoint says so (ErrReplication). Deleting a primary
 // leaves its replicas retrying to connect until they are promoted,
 // repointed or deleted.
+//
+// # Synchronous replication
+//
+// A replica made with Spec.Synchronous (RDS: a Multi-AZ standby, an Aurora
+// reader) is synchronous: while one is healthy, its primary acknowledges
+// a commit only once a synchronous replica has it.
+//
+//   - PostgreSQL: synchronous_standby_names = 'ANY 1 ("id", …)' (ALTER
+//     SYSTEM, reload; standbys are named by application_name, their
+//     instance ID), synchronous_commit on: a commit waits for a standby's
+//     flush. A server starts without it (it is removed from
+//     postgresql.auto.conf, which pg_basebackup and pg_rewind copy).
+//   - MariaDB: a synchronous replica runs with rpl_semi_sync_slave_enabled
+//     and acknowledges what it receives; the primary gets
+//     rpl_semi_sync_master_enabled with wait_point AFTER_SYNC (a commit is
+//     visible to others only once acknowledged) and wait_no_slave, with a
+//     30 s timeout as a backstop only.
+//
+// The set is the synchronous replicas that are available, running and
+// replicating (Replication.Running). It is applied when a replica is
+// created, re-pointed or rebuilt, after each round of health checks, and
+// before a synchronous replica's server is stopped (Reboot, Demote,
+// Delete) or as soon as it dies: a commit never waits for a dead replica
+// longer than the monitor takes to see it (at once when the process
+// exits; two checks when it stops answering). With none healthy the
+// primary goes on alone. Instance.SyncReplicas reports the set as applied,
+// erring towards empty (an empty set is recorded before the server is
+// told, a non-empty one once the server has it; MariaDB's own switch to
+// asynchronous is noticed at the next check), and keeps it when the
+// primary dies: non-empty then means the replica that received most has
+// every commit the primary acknowledged, and Promote (above) takes it from
+// there. Demote gives the rebuilt instance the new primary's flag, so a
+// former primary takes its place in the group. Replicas made without the
+// flag, and primaries without synchronous replicas, are asynchronous.
 //
 // # Failover
 //
@@ -361,4 +409,7 @@
 //	Switchover (fence, stop, promote)                 PostgreSQL 0.14–0.18 s, MariaDB 0.06 s
 //	Demote after a switchover (pg_rewind / GTID)      PostgreSQL 0.05–0.11 s, MariaDB 0.1–0.17 s
 //	Demote of a killed primary                        PostgreSQL 0.3–0.5 s, MariaDB 0.1–0.18 s
+//	single-row INSERT commit p50 / p99, lone instance PostgreSQL 72 / 165 µs, MariaDB 80 / 163 µs
+//	  the same with two synchronous replicas          PostgreSQL 250 µs / 2 ms, MariaDB 269 / 719 µs
+//	promotion taking what a sibling received          PostgreSQL 39 ms, MariaDB 23 ms (a few hundred rows)
 package engine

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -206,7 +207,67 @@ func (m *Manager) backendFor(ctx context.Context, s Spec) (backend string, docke
 	if err := dockerHealthy(ctx); err != nil {
 		return BackendProcess, fmt.Errorf("no healthy Docker daemon (%v)", err)
 	}
+	// A daemon that cannot have the image (no registry reachable, as on
+	// many CI runners and offline machines) would fail every Create.
+	image, _, err := dockerImage(s.Engine, s.EngineVersion)
+	if err == nil {
+		err = m.ensureImage(ctx, image)
+	}
+	if err != nil {
+		m.log.Warn("engine: the Docker daemon cannot run the image; using the process backend", "engine", s.Engine, "version", s.EngineVersion, "err", err)
+		return BackendProcess, fmt.Errorf("the Docker daemon answers but %v", err)
+	}
 	return BackendDocker, nil
+}
+
+// imagePullTimeout bounds a pull that auto waits for before it decides.
+const imagePullTimeout = 5 * time.Minute
+
+// pullFailure is a pull that failed, kept for dockerHealthTTL so that
+// every Create does not try again.
+type pullFailure struct {
+	err error
+	at  time.Time
+}
+
+// ensureImage makes sure the daemon has image: it has it, or pulls it
+// (from TESTCONTAINERS_HUB_IMAGE_NAME_PREFIX's mirror, as testcontainers
+// does for a container).
+func (m *Manager) ensureImage(ctx context.Context, image string) error {
+	p, err := m.dockerProvider(ctx)
+	if err != nil {
+		return err
+	}
+	if prefix := testcontainers.ReadConfig().Config.HubImageNamePrefix; prefix != "" {
+		image = path.Join(prefix, image)
+	}
+	if _, err := p.Client().ImageInspect(ctx, image); err == nil {
+		return nil
+	}
+	m.mu.Lock()
+	f, failed := m.pullFailed[image]
+	m.mu.Unlock()
+	if failed && time.Since(f.at) < dockerHealthTTL {
+		return f.err
+	}
+	pctx, cancel := context.WithTimeout(ctx, imagePullTimeout)
+	defer cancel()
+	err = safely(func() error { return p.PullImage(pctx, image) })
+	if err == nil {
+		// A pull can end without an error in its status stream: check.
+		_, err = p.Client().ImageInspect(ctx, image)
+	}
+	if err != nil {
+		err = fmt.Errorf("image %s is not on the daemon and cannot be pulled: %w", image, err)
+		m.mu.Lock()
+		m.pullFailed[image] = pullFailure{err: err, at: time.Now()}
+		m.mu.Unlock()
+		return err
+	}
+	m.mu.Lock()
+	delete(m.pullFailed, image)
+	m.mu.Unlock()
+	return nil
 }
 
 var dockerSeriesRE = regexp.MustCompile(`^\d+(\.\d+)?$`)
@@ -850,15 +911,5 @@ func (m *Manager) prepareDocker(ctx context.Context, engine, version string) err
 	if err != nil {
 		return err
 	}
-	p, err := m.dockerProvider(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := p.Client().ImageInspect(ctx, image); err == nil {
-		return nil
-	}
-	if err := safely(func() error { return p.PullImage(ctx, image) }); err != nil {
-		return fmt.Errorf("pull %s: %w", image, err)
-	}
-	return nil
+	return m.ensureImage(ctx, image)
 }

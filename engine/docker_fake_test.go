@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -78,6 +79,41 @@ func fakeDockerChild(t *testing.T, sock string) {
 	if err := dockerHealthy(ctx); err != nil {
 		t.Fatalf("the fake daemon is not healthy: %v", err)
 	}
+
+	// auto, with a daemon that answers but cannot pull the image (no
+	// registry): the process backend serves, and the log says why; a
+	// failed pull is not tried again at every Create. Once the daemon
+	// can pull, auto runs containers.
+	t.Run("auto without the image", func(t *testing.T) {
+		requireEngine(t, "postgres")
+		fd.setPullFails(true)
+		var logs lockedBuffer
+		m := newManager(t, Config{Backend: BackendAuto, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		for _, n := range []string{"fakeauto-1", "fakeauto-2"} {
+			inst, err := m.Create(ctx, spec("postgres", n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inst.Backend != BackendProcess || inst.PID == 0 || fd.container(m.dockerName(inst.ID)) != nil {
+				t.Fatalf("auto without the image: %+v", inst)
+			}
+		}
+		if n := fd.calls("pull postgres:17"); n != 1 {
+			t.Fatalf("%d pulls of postgres:17, want 1", n)
+		}
+		if l := logs.String(); !strings.Contains(l, "using the process backend") || !strings.Contains(l, "no such host") {
+			t.Fatalf("the log does not say why the process backend serves:\n%s", l)
+		}
+		fd.setPullFails(false)
+		m = newManager(t, Config{Backend: BackendAuto})
+		inst, err := m.Create(ctx, spec("postgres", "fakeauto-3"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inst.Backend != BackendDocker || !fd.hasImage("postgres:17") {
+			t.Fatalf("auto with a daemon that pulls: %+v", inst)
+		}
+	})
 
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
@@ -272,6 +308,7 @@ type fakeDocker struct {
 	backingN    int
 	failBind    int // refuse that many starts: port taken
 	exitOnStart bool
+	pullFails   bool     // no registry: every pull fails
 	starts      []string // host port of each start attempt
 	log         []string // "stop <name>", …
 }
@@ -371,6 +408,12 @@ func (fd *fakeDocker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(strings.TrimPrefix(q.Get("fromImage"), "docker.io/"), "library/")
 		if tag := q.Get("tag"); tag != "" {
 			name += ":" + tag
+		}
+		fd.log = append(fd.log, "pull "+name)
+		if fd.pullFails {
+			// What a daemon without a reachable registry answers.
+			fail(500, `Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 127.0.0.53:53: no such host`)
+			return
 		}
 		fd.images[name] = true
 		reply(200, map[string]string{"status": "Downloaded newer image for " + name})
@@ -763,6 +806,24 @@ func matchLabels(labels map[string]string, want []string) bool {
 	return true
 }
 
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // Accessors for the test.
 
 func (fd *fakeDocker) hasImage(name string) bool {
@@ -792,6 +853,12 @@ func (fd *fakeDocker) setFailBind(n int) {
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
 	fd.failBind, fd.starts = n, nil
+}
+
+func (fd *fakeDocker) setPullFails(b bool) {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	fd.pullFails = b
 }
 
 func (fd *fakeDocker) setExitOnStart(b bool) {

@@ -59,7 +59,7 @@ func (m *Manager) Switchover(ctx context.Context, oldID, newID string) error {
 	// old is stopped with everything new has: it must not come back as
 	// a primary.
 	stopped := om
-	stopped.Role, stopped.ReplicaOf, stopped.Rebuild = RoleReplica, newID, true
+	stopped.Role, stopped.ReplicaOf, stopped.Rebuild, stopped.Sync = RoleReplica, newID, true, nm.Sync
 	if err := saveMeta(old.dir, stopped); err != nil {
 		m.resumePrimary(ctx, old, om)
 		return err
@@ -120,7 +120,9 @@ func (m *Manager) Demote(ctx context.Context, id, primaryID string) error {
 	}
 	m.setState(inst, nil, StatusRebooting, "change", "rebuilding as a replica of "+primaryID)
 	m.stopServer(inst, StatusRebooting)
-	md.Role, md.ReplicaOf, md.Rebuild = RoleReplica, primaryID, true
+	// It takes the place of the promoted replica in its primary's group:
+	// synchronous (a Multi-AZ standby, an Aurora reader) if that one was.
+	md.Role, md.ReplicaOf, md.Rebuild, md.Sync = RoleReplica, primaryID, true, pm.Sync
 	if err := saveMeta(inst.dir, md); err != nil {
 		return err
 	}

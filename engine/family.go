@@ -86,6 +86,19 @@ type family interface {
 	// waits until the replica next has everything old had, and stops
 	// old (the caller holds inst.op and next's op).
 	handOver(ctx context.Context, m *Manager, inst *instance, old, next meta) error
+	// takeFrom makes the replica md, whose primary is gone, receive
+	// what its sibling from (a replica of the same primary) received
+	// beyond it, and returns once md has it.
+	takeFrom(ctx context.Context, md, from meta, timeout time.Duration) error
+	// beforeStart prepares the data directory for a start of the server.
+	beforeStart(data string) error
+	// setSync makes the running primary acknowledge commits only once
+	// one of replicas (instance IDs) has them, or, with none, without
+	// waiting for any replica; it returns once the server does so.
+	setSync(ctx context.Context, l login, replicas []string) error
+	// syncActive reports whether the primary's commits wait for a
+	// replica.
+	syncActive(ctx context.Context, l login) (bool, error)
 	// rejoin rebuilds the stopped instance inst as a replica of primary
 	// (md already says so), starts it and waits until it replicates:
 	// from its own data where it can, else from a fresh copy of

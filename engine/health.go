@@ -109,6 +109,9 @@ func (m *Manager) checkAll() {
 		}
 		wg.Wait()
 	}
+	sctx, scancel := context.WithTimeout(context.Background(), healthTimeout)
+	defer scancel()
+	m.resyncAll(sctx)
 }
 
 // checkOne checks one instance, unless an operation holds it.
@@ -132,6 +135,7 @@ func (m *Manager) checkOne(ctx context.Context, inst *instance, lags map[string]
 			mu.Lock()
 			lags[md.ID] = l
 			mu.Unlock()
+			m.checkSync(ctx, inst, srv, md)
 		}
 	} else {
 		var st replState
@@ -212,11 +216,13 @@ func (m *Manager) setReplicating(inst *instance) {
 	if !was.Running && !was.Checked.IsZero() {
 		m.emit(Event{ID: id, Kind: EventReplication, Running: true})
 	}
+	m.resyncPrimaryOf(context.Background(), inst)
 }
 
 // down kills a server that stopped answering and reports it. The caller
 // holds inst.op.
 func (m *Manager) down(inst *instance, srv *server, why string) {
+	m.leaveSync(inst)
 	srv.kill()
 	m.setState(inst, func() { inst.srv, inst.fails = nil, 0 }, StatusFailed, "err", why)
 	m.emit(Event{ID: m.metaOf(inst).ID, Kind: EventDown, Detail: why})

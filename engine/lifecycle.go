@@ -7,15 +7,20 @@ import (
 )
 
 // startServer launches inst's server as md describes it.
+// A server starts with asynchronous replication: the health monitor (or
+// whoever makes a replica of it) sets its synchronous set up.
 func (m *Manager) startServer(inst *instance, in install, r runAs, md meta) (*server, error) {
 	clearStalePid(inst.fam.pidFile(inst.dataDir()), inst.dataDir())
+	if err := inst.fam.beforeStart(inst.dataDir()); err != nil {
+		return nil, err
+	}
 	cmd := inst.fam.command(in, r, inst.dir, md)
 	srv, err := m.launch(inst.dir, cmd, inst.fam.stopSignal(), func(s *server) { m.onExit(inst, s) })
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
-	inst.srv = srv
+	inst.srv, inst.sync, inst.syncOff = srv, nil, false
 	m.mu.Unlock()
 	return srv, nil
 }
@@ -34,6 +39,7 @@ func (m *Manager) onExit(inst *instance, s *server) {
 	}
 	err := s.withLog(fmt.Errorf("server exited unexpectedly: %v", s.err))
 	m.setState(inst, nil, StatusFailed, "err", err.Error())
+	m.resyncPrimaryOf(context.Background(), inst)
 	if was == StatusAvailable {
 		m.emit(Event{ID: id, Kind: EventDown, Detail: fmt.Sprintf("server exited unexpectedly: %v", s.err)})
 	}

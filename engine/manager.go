@@ -40,8 +40,9 @@ type Manager struct {
 	bg      sync.WaitGroup           // spare makers; Close waits for them
 	stopBg  chan struct{}            // closed by Close: spare makers give up
 
-	dockerMu sync.Mutex
-	dockerP  *testcontainers.DockerProvider // made on first use
+	dockerMu   sync.Mutex
+	dockerP    *testcontainers.DockerProvider // made on first use
+	pullFailed map[string]pullFailure         // by image, guarded by mu
 
 	healthInterval, maxLag time.Duration
 	events                 chan Event
@@ -81,6 +82,7 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 		users:          map[string]runAs{},
 		tmplMu:         map[string]*sync.Mutex{},
 		filling:        map[string]chan struct{}{},
+		pullFailed:     map[string]pullFailure{},
 		stopBg:         make(chan struct{}),
 		events:         make(chan Event, 1024),
 		healthInterval: cfg.HealthInterval,
@@ -174,6 +176,15 @@ func (m *Manager) releaseRoot() {
 	}
 }
 
+// Backend returns Config.Backend, what runs a new instance: BackendAuto
+// (the default), BackendProcess or BackendDocker.
+func (m *Manager) Backend() string {
+	if m.cfg.Backend == "" {
+		return BackendAuto
+	}
+	return m.cfg.Backend
+}
+
 // Dir returns the directory holding the Manager's instances: DataDir, or
 // the temporary directory used in its place.
 func (m *Manager) Dir() string { return m.root }
@@ -208,7 +219,10 @@ func (i *instance) snapshotLocked() Instance {
 		Host: md.Host, Port: md.Port, MaxConnections: md.MaxConnections,
 		Role: md.Role, ReplicaOf: md.ReplicaOf, Status: i.status, External: md.External,
 		MasterUsername: md.MasterUsername, DBName: md.DBName, Dir: i.dir,
-		Backend: md.backend(), Container: md.Container,
+		Backend: md.backend(), Container: md.Container, Synchronous: md.Sync,
+	}
+	if md.Role == RolePrimary && len(i.sync) > 0 {
+		out.SyncReplicas = append([]string(nil), i.sync...)
 	}
 	if md.Role == RoleReplica {
 		out.Replication = i.repl
@@ -267,6 +281,7 @@ func (m *Manager) Close() error {
 // stopServer stops inst's server, if running, and records status (attrs
 // go to the log line). The caller holds inst.op.
 func (m *Manager) stopServer(inst *instance, status string, attrs ...any) {
+	m.leaveSync(inst)
 	m.mu.Lock()
 	srv, ctr := inst.srv, inst.ctr
 	m.mu.Unlock()

@@ -134,6 +134,11 @@ func (mariadb) command(in install, r runAs, dir string, md meta) *exec.Cmd {
 	if md.Role == RoleReplica {
 		args = append(args, "--read-only")
 	}
+	if md.Sync {
+		// It acknowledges what it receives to a primary that waits for
+		// it (see setSync); as a primary this changes nothing.
+		args = append(args, "--rpl-semi-sync-slave-enabled=ON")
+	}
 	if _, err := os.Stat(filepath.Join(dir, bootstrapName)); err == nil {
 		args = append(args, "--init-file="+filepath.Join(dir, bootstrapName))
 	}
@@ -572,6 +577,85 @@ func (my mariadb) resume(ctx context.Context, m *Manager, in install, r runAs, i
 		return srv.withLog(err)
 	}
 	return nil
+}
+
+// takeFrom lets from apply what it received (it logs what it applies:
+// log_slave_updates), then makes md replicate from it by GTID until md has
+// applied as much.
+func (my mariadb) takeFrom(ctx context.Context, md, from meta, timeout time.Duration) error {
+	fadmin := adminLogin(famMySQL, from)
+	ss, ok, err := my.slaveStatus(ctx, fadmin)
+	if err != nil {
+		return err
+	}
+	if ok && ss["Gtid_IO_Pos"] != "" {
+		res, err := my.queryValue(ctx, fadmin, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, %d)", myLiteral(ss["Gtid_IO_Pos"]), int(timeout.Seconds())))
+		if err != nil {
+			return err
+		}
+		if res != "0" {
+			return fmt.Errorf("%s did not apply what it received (%s) within %s", from.ID, ss["Gtid_IO_Pos"], timeout)
+		}
+	}
+	pos, err := my.queryValue(ctx, fadmin, "SELECT @@gtid_slave_pos")
+	if err != nil {
+		return err
+	}
+	admin := adminLogin(famMySQL, md)
+	if err := my.exec(ctx, admin, my.repointSQL(md, from)...); err != nil {
+		return err
+	}
+	res, err := my.queryValue(ctx, admin, fmt.Sprintf("SELECT MASTER_GTID_WAIT(%s, %d)", myLiteral(pos), int(timeout.Seconds())))
+	if err != nil {
+		return err
+	}
+	if res != "0" {
+		st, _ := my.replicaStatus(ctx, admin)
+		return fmt.Errorf("did not apply %s's position %s within %s (%s)", from.ID, pos, timeout, st.err)
+	}
+	return nil
+}
+
+func (mariadb) beforeStart(string) error { return nil }
+
+// setSync turns semi-synchronous replication on the primary on or off.
+// Which replicas acknowledge is theirs to say: synchronous replicas run
+// with rpl_semi_sync_slave_enabled, others without (so any one connected
+// synchronous replica acknowledges). AFTER_SYNC: a commit is visible to
+// other sessions only once a replica has it; wait_no_slave: the primary
+// waits even while no such replica is connected, until the Manager turns
+// it off (or semiSyncTimeout passes).
+func (my mariadb) setSync(ctx context.Context, l login, replicas []string) error {
+	if len(replicas) == 0 {
+		return my.exec(ctx, l, "SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+	}
+	if err := my.exec(ctx, l, "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'",
+		"SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON",
+		fmt.Sprintf("SET GLOBAL rpl_semi_sync_master_timeout = %d", semiSyncTimeout.Milliseconds()),
+		"SET GLOBAL rpl_semi_sync_master_enabled = ON"); err != nil {
+		return err
+	}
+	for {
+		on, err := my.syncActive(ctx, l)
+		if err == nil && on {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("semi-synchronous replication is not on (%v): %w", err, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// syncActive reads Rpl_semi_sync_master_status: whether the primary's
+// commits wait for a replica (it goes OFF by itself after a timeout).
+func (my mariadb) syncActive(ctx context.Context, l login) (bool, error) {
+	v, err := my.queryValue(ctx, l, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS'")
+	if err != nil {
+		return false, err
+	}
+	return v == "ON", nil
 }
 
 func (mariadb) repointSQL(_, primary meta) []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -503,6 +504,107 @@ func (p postgres) startStandby(ctx context.Context, m *Manager, in install, r ru
 		return srv.withLog(err)
 	}
 	return nil
+}
+
+// takeFrom points md's WAL receiver at the standby from (a standby
+// serves, cascading, the WAL it has received) and waits until md has
+// received as much.
+func (p postgres) takeFrom(ctx context.Context, md, from meta, timeout time.Duration) error {
+	fst, err := p.replicaStatus(ctx, adminLogin(famPostgres, from))
+	if err != nil {
+		return err
+	}
+	target := max(fst.received, fst.replayed)
+	if err := p.exec(ctx, adminLogin(famPostgres, md), p.repointSQL(md, from)...); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := p.replicaStatus(ctx, adminLogin(famPostgres, md))
+		if err == nil && st.received >= target {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("received WAL up to %d of %d bytes within %s (%v, %s)", st.received, target, timeout, err, st.err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// beforeStart removes synchronous_standby_names from
+// postgresql.auto.conf: ALTER SYSTEM leaves it there, and pg_basebackup
+// and pg_rewind copy the file from the primary. A server starts without
+// synchronous standbys; the Manager sets them up (setSync).
+func (postgres) beforeStart(data string) error {
+	path := filepath.Join(data, "postgresql.auto.conf")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keep []string
+	lines := strings.SplitAfter(string(b), "\n")
+	for _, l := range lines {
+		if !strings.HasPrefix(strings.TrimSpace(l), "synchronous_standby_names") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) == len(lines) {
+		return nil
+	}
+	return os.WriteFile(path, []byte(strings.Join(keep, "")), 0) // the file keeps its owner and mode
+}
+
+// pgSyncNames is the synchronous_standby_names that makes a commit wait
+// for any one of replicas (by application_name, which is the instance ID).
+func pgSyncNames(replicas []string) string {
+	if len(replicas) == 0 {
+		return ""
+	}
+	names := make([]string, len(replicas))
+	for i, r := range replicas {
+		names[i] = `"` + strings.ReplaceAll(r, `"`, `""`) + `"`
+	}
+	return "ANY 1 (" + strings.Join(names, ", ") + ")"
+}
+
+// setSync sets synchronous_standby_names (ALTER SYSTEM, reload) and waits
+// until new sessions have it. Commits waiting for a standby that is no
+// longer listed are released at the reload.
+func (p postgres) setSync(ctx context.Context, l login, replicas []string) error {
+	want := pgSyncNames(replicas)
+	set := "ALTER SYSTEM SET synchronous_standby_names = " + pgLiteral(want)
+	if want == "" {
+		set = "ALTER SYSTEM RESET synchronous_standby_names"
+	}
+	if err := p.exec(ctx, l, set, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	for {
+		row, err := p.queryRow(ctx, l, "SELECT current_setting('synchronous_standby_names')")
+		if err == nil && row[0] == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("synchronous_standby_names is not %q after a reload (%v): %w", want, err, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (p postgres) syncActive(ctx context.Context, l login) (bool, error) {
+	row, err := p.queryRow(ctx, l, "SELECT current_setting('synchronous_standby_names') <> ''")
+	if err != nil {
+		return false, err
+	}
+	return row[0] == "t", nil
 }
 
 func (postgres) repointSQL(replica, primary meta) []string {

@@ -10,6 +10,14 @@ import (
 // anyone: pg_promote() on PostgreSQL; on MariaDB, the relay log applied,
 // STOP SLAVE, RESET SLAVE ALL and read_only off. It returns once the
 // instance takes writes.
+//
+// When its primary is down and another replica of it received more of
+// its history, the replica first takes the rest from that one
+// (PostgreSQL: it streams from it, cascading; MariaDB: GTID replication
+// from it, which logs what it applies): synchronous replication waits
+// for any one of the synchronous replicas, so the one that received most
+// may be another, and a promotion loses nothing that any running replica
+// has.
 func (m *Manager) Promote(ctx context.Context, id string) error {
 	inst, err := m.acquire(id)
 	if err != nil {
@@ -29,6 +37,9 @@ func (m *Manager) promoteLocked(ctx context.Context, inst *instance) error {
 		return err
 	}
 	f := inst.fam
+	if err := m.catchUpSiblings(ctx, inst, md); err != nil {
+		return fmt.Errorf("promote %s: %w", md.ID, err)
+	}
 	if err := f.promote(ctx, adminLogin(f.name(), md)); err != nil {
 		return fmt.Errorf("promote %s: %w", md.ID, err)
 	}
@@ -38,6 +49,59 @@ func (m *Manager) promoteLocked(ctx context.Context, inst *instance) error {
 		return err
 	}
 	m.setState(inst, func() { inst.meta, inst.repl = md, Replication{} }, StatusAvailable, "change", "promoted", "formerReplicaOf", old)
+	return nil
+}
+
+// catchUpTimeout bounds the wait for a replica to take what a sibling
+// has.
+const catchUpTimeout = 15 * time.Second
+
+// catchUpSiblings makes the replica inst (md), whose primary is not
+// running, take from the sibling that received most of the primary's
+// history what it lacks. The siblings are only read from.
+func (m *Manager) catchUpSiblings(ctx context.Context, inst *instance, md meta) error {
+	m.mu.Lock()
+	p := m.insts[md.ReplicaOf]
+	up := p != nil && p.status == StatusAvailable && p.srv != nil && !p.srv.exited()
+	var sibs []meta
+	for _, s := range m.insts {
+		sm := s.meta
+		if s != inst && sm.Role == RoleReplica && sm.ReplicaOf == md.ReplicaOf && !sm.External && sm.Backend != BackendDocker &&
+			s.status == StatusAvailable && s.srv != nil && !s.srv.exited() {
+			sibs = append(sibs, sm)
+		}
+	}
+	m.mu.Unlock()
+	if up || len(sibs) == 0 {
+		return nil
+	}
+	f := inst.fam
+	st, err := f.replicaStatus(ctx, adminLogin(f.name(), md))
+	if err != nil {
+		return err
+	}
+	own := max(st.received, st.replayed)
+	var best meta
+	var most uint64
+	for _, sm := range sibs {
+		sst, err := f.replicaStatus(ctx, adminLogin(f.name(), sm))
+		if err != nil {
+			m.log.Warn("engine: cannot read the position of a sibling replica", "id", md.ID, "sibling", sm.ID, "err", err)
+			continue
+		}
+		if pos := max(sst.received, sst.replayed); pos > most {
+			best, most = sm, pos
+		}
+	}
+	if most <= own {
+		return nil
+	}
+	start := time.Now()
+	if err := f.takeFrom(ctx, md, best, catchUpTimeout); err != nil {
+		return fmt.Errorf("%w: taking what %s received and %s did not: %v", ErrReplication, best.ID, md.ID, err)
+	}
+	m.log.Info("engine: replica took what a sibling had received before its promotion", "id", md.ID, "from", best.ID,
+		"had", own, "sibling", most, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -138,6 +138,15 @@ type Spec struct {
 	// External, "host:port", registers an existing server reached with
 	// the master credentials instead of spawning one.
 	External string
+	// Synchronous makes the replica a synchronous one: while it is
+	// healthy, its primary acknowledges a commit only once it (or another
+	// synchronous replica of the same primary) has received it
+	// (PostgreSQL synchronous_standby_names; MariaDB semi-synchronous
+	// replication), so a failover to the replica that received most
+	// loses no acknowledged write. RDS uses it for a Multi-AZ standby and
+	// for Aurora readers. The flag stays with the instance through role
+	// changes; on a primary it has no effect.
+	Synchronous bool
 }
 
 // Instance is a snapshot of one instance's state.
@@ -170,6 +179,15 @@ type Instance struct {
 	Container string
 	// Replication is a replica's replication state as last checked.
 	Replication Replication
+	// Synchronous is Spec.Synchronous (Demote sets it like the new
+	// primary's, so a former primary takes its place in the group).
+	Synchronous bool
+	// SyncReplicas, on a primary, are the replicas its commits wait for
+	// (any one of them acknowledges a commit); empty when commits do not
+	// wait for any replica. When the server dies it keeps what it was at
+	// the death: non-empty means the replica that received most of the
+	// primary's history has every commit the primary acknowledged.
+	SyncReplicas []string
 }
 
 // Replication is the state of a replica's replication from its primary.

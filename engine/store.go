@@ -43,6 +43,8 @@ type meta struct {
 	DBName         string `json:"dbName,omitempty"`
 	AdminPassword  string `json:"adminPassword,omitempty"`
 	ServerID       uint32 `json:"serverId,omitempty"`
+	// Sync: a synchronous replica (Spec.Synchronous).
+	Sync bool `json:"sync,omitempty"`
 	// Rebuild: the instance must be rebuilt as a replica of ReplicaOf
 	// before it runs again (a former primary after a failover; a replica
 	// that could not follow a new primary). Set before the work starts,
@@ -85,6 +87,14 @@ type instance struct {
 	ctr    *dockerServer // docker backend: the container, running or stopped
 	repl   Replication   // replicas: as last checked
 	fails  int           // health checks failed in a row
+	// sync: on a primary, the replicas its commits wait for, as last
+	// applied to the server (see sync.go); kept when the server dies.
+	// syncOff: a synchronous replica on its way out of service (its
+	// primary must stop waiting for it first).
+	sync    []string
+	syncOff bool
+	// syncMu serialises the changes of a primary's synchronous set.
+	syncMu sync.Mutex
 }
 
 func (i *instance) dataDir() string { return filepath.Join(i.dir, dataName) }

@@ -21,6 +21,11 @@
 // server died; a replica stopped or resumed replicating) drive failovers:
 // RDS's choice of the new writer (PromotionTier, then instance size, then
 // the replica that received most), the engine's switchover or promotion,
+// (a writer that dies is replaced only when it died with synchronous
+// replicas among the candidates — Multi-AZ standbys and Aurora readers are
+// synchronous, so the promoted one, having first taken what a sibling
+// received, has every acknowledged commit; otherwise it restarts on its
+// own data),
 // re-pointing or rebuilding the other readers, rebuilding the former writer
 // or Multi-AZ primary as a replica, and the records and events at each
 // step. An instance is handed to the data plane only while it serves its

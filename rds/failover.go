@@ -3,6 +3,7 @@ package rds
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -248,6 +249,12 @@ func (r *RDS) failoverCluster(st *regionState, cl *cluster, oldWriter, target st
 			usable = append(usable, c)
 		}
 	}
+	if !planned && !holdsAcknowledged(r.opts.Engines, oldEID, usable, func(c cand) string { return c.eid }) {
+		// Promoting a reader would lose commits the writer acknowledged:
+		// the writer comes back on its own data instead.
+		r.log.Warn("no reader is known to have every write the dead writer acknowledged; restarting the writer", "cluster", cl.ID, "writer", oldWriter)
+		usable = nil
+	}
 	r.log.Info("cluster failover", "cluster", cl.ID, "writer", oldWriter, "planned", planned, "candidates", len(cands), "usable", len(usable))
 	sort.SliceStable(usable, func(i, j int) bool {
 		a, b := usable[i], usable[j]
@@ -341,6 +348,27 @@ func (r *RDS) failoverCluster(st *regionState, cl *cluster, oldWriter, target st
 	})
 }
 
+// holdsAcknowledged reports whether promoting one of the replicas of the
+// dead primary loses none of the commits it acknowledged: the primary
+// died with synchronous replicas (its commits waited for one of them) and
+// one of those is among the candidates. The engine's Promote then takes
+// from the sibling that received most whatever the promoted replica
+// lacks. Without that (the synchronous replicas were down or behind when
+// the primary died, so it went on alone) only the primary's own data has
+// everything: RDS would recover it in place too.
+func holdsAcknowledged[T any](e Engines, primaryEID string, cands []T, eid func(T) string) bool {
+	g, err := e.Get(primaryEID)
+	if err != nil {
+		return false
+	}
+	for _, c := range cands {
+		if slices.Contains(g.SyncReplicas, eid(c)) {
+			return true
+		}
+	}
+	return false
+}
+
 // failoverStartID and failoverStartMessage are the event that starts a
 // cluster failover: same AZ or cross AZ, from the records' zones.
 func failoverStartID(from, to *instance) string {
@@ -421,7 +449,9 @@ func (r *RDS) failoverMultiAZ(st *regionState, in *instance, planned bool) {
 	r.changed()
 
 	err := fmt.Errorf("the standby is not replicating")
-	if g, gerr := r.opts.Engines.Get(sEID); gerr == nil && g.Status == engine.StatusAvailable && (g.Replication.Running || !planned) {
+	if !planned && !holdsAcknowledged(r.opts.Engines, pEID, []string{sEID}, func(id string) string { return id }) {
+		err = fmt.Errorf("the standby was not synchronous when the primary died")
+	} else if g, gerr := r.opts.Engines.Get(sEID); gerr == nil && g.Status == engine.StatusAvailable && (g.Replication.Running || !planned) {
 		if planned {
 			err = r.opts.Engines.Switchover(ctx, pEID, sEID)
 		} else {

@@ -72,6 +72,10 @@ func (r *RDS) specFor(st *regionState, in *instance) engine.Spec {
 		ID: primaryEID(st, in), Engine: in.Engine, EngineVersion: in.EngineVersion, InstanceClass: in.Class,
 		MasterUsername: in.MasterUsername, MasterPassword: in.MasterPassword, DBName: in.DBName,
 		Port: in.Port, External: in.ExternalEndpoint,
+		// Aurora's readers share the writer's storage: a commit the writer
+		// acknowledged is on every reader. Synchronous replication to the
+		// readers stands in for it (see failover.go).
+		Synchronous: in.Cluster != "",
 	}
 	if w := st.Instances[in.ReplicaOf]; w != nil {
 		s.ReplicaOf = primaryEID(st, w)
@@ -159,10 +163,12 @@ func standbyID(engineID string) string { return engineID + ".standby" }
 
 // createStandby gives a Multi-AZ instance its hidden standby: a real
 // replica of the primary, not visible in the API, ready for a failover.
+// It is synchronous, as RDS's standby is: while it is healthy the primary
+// acknowledges a commit only once the standby has it.
 func (r *RDS) createStandby(ctx context.Context, primary engine.Spec, id string) error {
 	_, err := r.opts.Engines.Create(ctx, engine.Spec{
 		ID: id, Engine: primary.Engine, EngineVersion: primary.EngineVersion,
-		InstanceClass: primary.InstanceClass, ReplicaOf: primary.ID,
+		InstanceClass: primary.InstanceClass, ReplicaOf: primary.ID, Synchronous: true,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the Multi-AZ standby: %w", err)
@@ -314,7 +320,7 @@ func (r *RDS) StartEngines(ctx context.Context) {
 			specs = append(specs, spec)
 			if in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == "" {
 				specs = append(specs, engine.Spec{ID: standbyEID(st, in), Engine: spec.Engine, EngineVersion: spec.EngineVersion,
-					InstanceClass: spec.InstanceClass, ReplicaOf: spec.ID})
+					InstanceClass: spec.InstanceClass, ReplicaOf: spec.ID, Synchronous: true})
 			}
 			recs = append(recs, rec{st, in})
 		}

@@ -514,9 +514,8 @@ func TestWriterKilledFailsOver(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// Replication is asynchronous: what the readers have not
-			// received when the writer dies is lost (see README). The
-			// test is about the failover, so they get everything first.
+			// Every reader has the row (synchronous replication waits for
+			// one of them; the others catch up in a moment).
 			for _, id := range []string{big, pick, small} {
 				hasRow(t, h.open(t, engine, id), 1)
 			}
@@ -757,6 +756,19 @@ func TestReaderReplicationBroken(t *testing.T) {
 // moment longer. They all work in the instance's data directory.
 func killServer(t *testing.T, instanceDir string) {
 	t.Helper()
+	pids := serverPIDs(t, instanceDir)
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGSTOP) // none may act while the others die
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// serverPIDs lists the processes of an instance's server: they all work
+// in its data directory.
+func serverPIDs(t *testing.T, instanceDir string) []int {
+	t.Helper()
 	data, err := filepath.EvalSymlinks(filepath.Join(instanceDir, "data"))
 	if err != nil {
 		t.Fatal(err)
@@ -772,10 +784,5 @@ func killServer(t *testing.T, instanceDir string) {
 	if len(pids) == 0 {
 		t.Fatalf("no process of the server in %s", data)
 	}
-	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGSTOP) // none may act while the others die
-	}
-	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
+	return pids
 }

@@ -419,3 +419,15 @@ func TestExternalInstance(t *testing.T) {
 	}
 	db.Close()
 }
+
+// TestStartUsesProcessBackend: an emulator a test starts runs its DB
+// instances as local processes whether or not a Docker daemon answers,
+// unless the test asks for another backend.
+func TestStartUsesProcessBackend(t *testing.T) {
+	if got := testsuite.Start(t).Server.Engines().Backend(); got != "process" {
+		t.Fatalf("default backend %q, want process", got)
+	}
+	if got := testsuite.Start(t, testsuite.WithDBBackend("auto")).Server.Engines().Backend(); got != "auto" {
+		t.Fatalf("backend %q, want auto", got)
+	}
+}

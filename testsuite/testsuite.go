@@ -38,8 +38,11 @@ type Option func(*server.Config)
 // WithDataDir keeps state in dir.
 func WithDataDir(dir string) Option { return func(c *server.Config) { c.DataDir = dir } }
 
-// WithDBBackend chooses what runs behind DB instances: "auto" (default,
-// real PostgreSQL/MariaDB processes) or "none" (API records only).
+// WithDBBackend chooses what runs behind DB instances: "process" (the
+// default here: real PostgreSQL/MariaDB processes, whether or not a Docker
+// daemon runs), "auto" (containers when a Docker daemon answers and has
+// or can pull the image, as rdslocal itself does by default), "docker" or
+// "none" (API records only).
 func WithDBBackend(b string) Option { return func(c *server.Config) { c.DBBackend = b } }
 
 // WithEnforceIAM turns on --enforce-iam.
@@ -76,7 +79,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *server.Config) { c.Logge
 // Start runs an emulator until the test ends.
 func Start(tb testing.TB, opts ...Option) *Emulator {
 	tb.Helper()
-	cfg := server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// Tests must not depend on a Docker daemon being up (or down): the
+	// process backend, unless the test asks for another.
+	cfg := server.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DBBackend: "process"}
 	for _, o := range opts {
 		o(&cfg)
 	}
