@@ -74,6 +74,7 @@ func (r *RDS) dataPlaneSpecs() []dp.ProxySpec {
 					MaxIdleConnectionsPercent: p.TargetGroup.Pool.MaxIdleConnectionsPercent,
 					BorrowTimeout:             time.Duration(p.TargetGroup.Pool.ConnectionBorrowTimeout) * time.Second,
 					InitQuery:                 p.TargetGroup.Pool.InitQuery,
+					SessionPinningFilters:     p.TargetGroup.Pool.SessionPinningFilters,
 				},
 			}
 			for _, a := range p.Auth {
