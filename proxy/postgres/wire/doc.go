@@ -1,8 +1,9 @@
-// Package pg is the PostgreSQL wire layer of the RDS Proxy emulator: how
-// bytes look, never what to do with them. Policy (routing, pooling,
-// pinning, metrics) lives in package proxy.
+// Package wire is the PostgreSQL wire layer of the RDS Proxy emulator: how
+// bytes look, never what to do with them. What to do with them is the
+// protocol's (proxy/postgres: sessions, relay, pinning) and the core's
+// (proxy: routing, pooling, metrics).
 //
-// # Layers
+// # Files
 //
 //   - frame.go: Reader, the hot-path frame reader (5-byte header, then the
 //     body as a slice into the read buffer, or streamed when large), and
@@ -23,7 +24,7 @@
 //   - dial.go: Dial opens a server connection with pgconn (TLS, SCRAM/MD5),
 //     runs a setup callback, and hijacks the raw stream; SendCancel.
 //
-// # Connection lifecycle (as package proxy drives it)
+// # Connection lifecycle (as proxy/postgres drives it)
 //
 //  1. ReadStartupPacket reads the first packet; SSLRequest is answered 'S'
 //     and the stream upgraded to TLS, GSSENCRequest 'N', and the next packet
