@@ -36,7 +36,10 @@ type Client struct {
 	secretArn string // of the Auth entry Credentials found last
 	pool      *pool  // of the last Borrow
 
-	mu     sync.Mutex // held, against kill and Held from other goroutines
+	// mu guards held and pinned, which the session's goroutine changes and
+	// others read (kill, Held; the proxy's side of a failover will find
+	// the sessions holding or pinned to a target's connections).
+	mu     sync.Mutex
 	held   *Pooled
 	pinned *Pooled // counted in DatabaseConnectionsCurrentlySessionPinned
 }
@@ -236,16 +239,16 @@ func (c *Client) Borrow(key PoolKey, prefer ServerConn) (ServerConn, error) {
 // cannot reset). A connection of a target that left the proxy closes.
 func (c *Client) Release(sc ServerConn, reusable bool) {
 	b := sc.pooled()
+	t := b.t
 	c.mu.Lock()
 	if c.held == b {
 		c.held = nil
 	}
-	c.mu.Unlock()
-	t := b.t
 	if c.pinned == b {
 		c.pinned = nil
 		t.metrics.DatabaseConnectionsCurrentlySessionPinned.Add(-1)
 	}
+	c.mu.Unlock()
 	b.InTransaction(false)
 	t.metrics.DatabaseConnectionsCurrentlyBorrowed.Add(-1)
 	t.release(b, reusable)
@@ -256,13 +259,16 @@ func (c *Client) Release(sc ServerConn, reusable bool) {
 // session releases sc.
 func (c *Client) Pin(sc ServerConn, reason string) {
 	b := sc.pooled()
+	c.mu.Lock()
 	if c.pinned == b {
+		c.mu.Unlock()
 		return
 	}
 	if c.pinned != nil {
 		c.pinned.t.metrics.DatabaseConnectionsCurrentlySessionPinned.Add(-1)
 	}
 	c.pinned = b
+	c.mu.Unlock()
 	b.t.metrics.DatabaseConnectionsCurrentlySessionPinned.Add(1)
 	c.p.m.log.Info(fmt.Sprintf("The client session was pinned to the database connection [dbConnection=%d] for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: %s", b.id, reason),
 		"proxy", c.p.spec().Name, "endpoint", c.ep.spec.Name)
