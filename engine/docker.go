@@ -61,18 +61,26 @@ var dockerDefaultTags = map[string]string{"postgres": "17", "mariadb": "11.4", "
 // data directory, and never again.
 const dockerInitScript = "/docker-entrypoint-initdb.d/00-rdslocal.sql"
 
-// dockerHealth caches whether a Docker daemon answers.
-var dockerHealth struct {
+// dockerCheck caches whether a Docker daemon answers. Each Manager has
+// one (a field, not package state, so that Managers and tests do not share
+// answers); the daemon's address itself is looked up by testcontainers
+// once per process.
+type dockerCheck struct {
+	// probe asks for the daemon (dockerProbe; tests replace it).
+	probe func(ctx context.Context) error
+
 	mu       sync.Mutex
 	at       time.Time     // when err was found; zero: never looked
 	err      error         // nil: healthy
 	inflight chan struct{} // closed when the running probe ends
 }
 
+func newDockerCheck() *dockerCheck { return &dockerCheck{probe: dockerProbe} }
+
 // dockerProbe asks testcontainers for its provider and pings the daemon.
 // testcontainers panics in some set-ups without a runtime
 // (MustExtractDockerSocket), so a panic is an answer too.
-var dockerProbe = func(ctx context.Context) error {
+func dockerProbe(ctx context.Context) error {
 	return safely(func() error {
 		p, err := testcontainers.ProviderDefault.GetProvider(testcontainers.WithLogger(tcLogger{slog.New(slog.DiscardHandler)}))
 		if err != nil {
@@ -83,15 +91,14 @@ var dockerProbe = func(ctx context.Context) error {
 	})
 }
 
-// dockerHealthy reports whether a Docker daemon answers: nil if so, else
-// why not. It never takes much longer than dockerHealthTimeout, even if
-// the probe hangs (it then goes on in the background, and its answer is
-// used once it comes), and reuses an answer for dockerHealthTTL.
+// healthy reports whether a Docker daemon answers: nil if so, else why
+// not. It never takes much longer than dockerHealthTimeout, even if the
+// probe hangs (it then goes on in the background, and its answer is used
+// once it comes), and reuses an answer for dockerHealthTTL.
 //
 // testcontainers looks for the daemon's address once per process: a
 // daemon that appears later is seen only after a restart.
-func dockerHealthy(ctx context.Context) error {
-	h := &dockerHealth
+func (h *dockerCheck) healthy(ctx context.Context) error {
 	h.mu.Lock()
 	if !h.at.IsZero() && time.Since(h.at) < dockerHealthTTL {
 		err := h.err
@@ -102,9 +109,10 @@ func dockerHealthy(ctx context.Context) error {
 	if done == nil {
 		done = make(chan struct{})
 		h.inflight = done
+		probe := h.probe
 		go func() {
 			pctx, cancel := context.WithTimeout(context.Background(), dockerHealthTimeout)
-			err := safely(func() error { return dockerProbe(pctx) })
+			err := safely(func() error { return probe(pctx) })
 			cancel()
 			h.mu.Lock()
 			h.err, h.at, h.inflight = err, time.Now(), nil
@@ -164,7 +172,7 @@ func (m *Manager) dockerProvider(ctx context.Context) (*testcontainers.DockerPro
 	if m.dockerP != nil {
 		return m.dockerP, nil
 	}
-	if err := dockerHealthy(ctx); err != nil {
+	if err := m.docker.healthy(ctx); err != nil {
 		return nil, errNoDocker(err)
 	}
 	var gp testcontainers.GenericProvider
@@ -204,7 +212,7 @@ func (m *Manager) backendFor(ctx context.Context, s Spec) (backend string, docke
 	case BackendDocker:
 		return BackendDocker, nil
 	}
-	if err := dockerHealthy(ctx); err != nil {
+	if err := m.docker.healthy(ctx); err != nil {
 		return BackendProcess, fmt.Errorf("no healthy Docker daemon (%v)", err)
 	}
 	// A daemon that cannot have the image (no registry reachable, as on

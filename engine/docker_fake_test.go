@@ -76,7 +76,7 @@ func fakeDockerChild(t *testing.T, sock string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	if err := dockerHealthy(ctx); err != nil {
+	if err := newDockerCheck().healthy(ctx); err != nil {
 		t.Fatalf("the fake daemon is not healthy: %v", err)
 	}
 

@@ -55,55 +55,32 @@ func TestDockerImage(t *testing.T) {
 // TestDockerHealthProbe: a probe that hangs or panics gives an answer
 // within the health timeout, and the answer is cached.
 func TestDockerHealthProbe(t *testing.T) {
-	saved := dockerProbe
-	release := make(chan struct{})
-	reset := func() {
-		// Wait for a probe still running, then forget its answer.
-		for {
-			dockerHealth.mu.Lock()
-			busy := dockerHealth.inflight != nil
-			if !busy {
-				dockerHealth.at, dockerHealth.err = time.Time{}, nil
-			}
-			dockerHealth.mu.Unlock()
-			if !busy {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-		reset()
-		dockerProbe = saved
-	})
 	ctx := context.Background()
-
-	reset()
-	dockerProbe = func(context.Context) error { panic("no container runtime") }
-	if err := dockerHealthy(ctx); err == nil || !strings.Contains(err.Error(), "panicked: no container runtime") {
+	h := &dockerCheck{probe: func(context.Context) error { panic("no container runtime") }}
+	if err := h.healthy(ctx); err == nil || !strings.Contains(err.Error(), "panicked: no container runtime") {
 		t.Fatalf("panicking probe: %v", err)
 	}
 
-	reset()
-	dockerProbe = func(context.Context) error { <-release; return nil }
+	release := make(chan struct{})
+	h = &dockerCheck{probe: func(context.Context) error { <-release; return nil }}
 	start := time.Now()
-	err := dockerHealthy(ctx)
+	err := h.healthy(ctx)
 	if took := time.Since(start); err == nil || took > dockerHealthTimeout+time.Second {
+		close(release)
 		t.Fatalf("hanging probe: %v after %s", err, took)
 	}
 	start = time.Now()
-	if err := dockerHealthy(ctx); err == nil || time.Since(start) > 100*time.Millisecond {
+	if err := h.healthy(ctx); err == nil || time.Since(start) > 100*time.Millisecond {
+		close(release)
 		t.Fatalf("the timeout was not cached: %v after %s", err, time.Since(start))
 	}
-	close(release) // the probe ends: its answer replaces the timeout
-	reset()
-	dockerProbe = func(context.Context) error { return nil }
-	if err := dockerHealthy(ctx); err != nil {
+	// The probe ends: its answer replaces the timeout.
+	h.mu.Lock()
+	done := h.inflight
+	h.mu.Unlock()
+	close(release)
+	<-done
+	if err := h.healthy(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -113,8 +90,9 @@ func TestDockerHealthProbe(t *testing.T) {
 // refused with a clear error, and auto runs processes.
 func TestDockerUnavailable(t *testing.T) {
 	ctx := ctxT(t)
+	h := newDockerCheck()
 	start := time.Now()
-	err := dockerHealthy(ctx)
+	err := h.healthy(ctx)
 	took := time.Since(start)
 	if took > 3*time.Second {
 		t.Fatalf("the Docker health check took %s", took)
@@ -124,7 +102,7 @@ func TestDockerUnavailable(t *testing.T) {
 	}
 	t.Logf("docker: %v (%s)", err, took)
 	start = time.Now()
-	if err := dockerHealthy(ctx); err == nil || time.Since(start) > 100*time.Millisecond {
+	if err := h.healthy(ctx); err == nil || time.Since(start) > 100*time.Millisecond {
 		t.Fatalf("second check: %v after %s (not cached?)", err, time.Since(start))
 	}
 

@@ -40,6 +40,7 @@ type Manager struct {
 	bg      sync.WaitGroup           // spare makers; Close waits for them
 	stopBg  chan struct{}            // closed by Close: spare makers give up
 
+	docker     *dockerCheck // is a Docker daemon there (cached)
 	dockerMu   sync.Mutex
 	dockerP    *testcontainers.DockerProvider // made on first use
 	pullFailed map[string]pullFailure         // by image, guarded by mu
@@ -56,10 +57,11 @@ type Manager struct {
 // found there (stopped, until Restore starts them). Nothing is started and
 // no binary is looked for until an instance needs one.
 func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
+	docker := newDockerCheck()
 	switch cfg.Backend {
 	case "", BackendAuto, BackendProcess:
 	case BackendDocker:
-		if err := dockerHealthy(ctx); err != nil {
+		if err := docker.healthy(ctx); err != nil {
 			return nil, errNoDocker(err)
 		}
 	default:
@@ -74,6 +76,7 @@ func NewManager(ctx context.Context, cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:            cfg,
 		log:            cfg.Logger,
+		docker:         docker,
 		readyTimeout:   cfg.ReadyTimeout,
 		ports:          newPortPool(cfg.PortMin, cfg.PortMax),
 		families:       map[string]family{famPostgres: postgres{}, famMySQL: mariadb{}},

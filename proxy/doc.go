@@ -1,10 +1,21 @@
-// Package proxy is the data plane of the RDS Proxy emulator: one listener
-// per proxy endpoint, client sessions, a connection pool per database
-// target, borrowing and returning server connections at transaction
-// boundaries, session pinning, health and metrics. The PostgreSQL wire
-// format lives in proxy/pg; this package holds the policy.
+// Package proxy is the engine-neutral core of the RDS Proxy emulator's data
+// plane: one listener per proxy endpoint, the routing of each endpoint to
+// its targets, a connection budget and pools per target, borrowing and
+// returning server connections, pinning accounting, health probes,
+// metrics, and client-connection accounting. The wire protocols live
+// beside it, one package each (proxy/postgres, proxy/mysql), and know the
+// core only through the seam in protocol.go and client.go; the core imports
+// none of them, nor any service of the emulator (secrets, IAM tokens and
+// certificates come through the small interfaces in auth.go).
 //
 // # API
+//
+// The server wires the Manager with one Protocol value per engine family:
+//
+//	m := proxy.NewManager(proxy.ManagerConfig{
+//		Protocols:   []proxy.Protocol{postgres.New(postgres.Config{})},
+//		Credentials: …, Tokens: …, Certs: …,
+//	})
 //
 // The control plane computes the desired state of every proxy (ProxySpec:
 // auth entries, TLS, timeouts, pool settings, targets and endpoints) and
@@ -14,186 +25,93 @@
 // the settings they logged in with, except pool sizes and the borrow
 // timeout, which are read at each borrow), and when the target list changes
 // connections to a removed or moved target are closed as they come back.
-// Status, TargetHealth and WriteMetrics report; Close stops everything and
-// waits for every goroutine.
+// Proxies of a family no protocol serves are not run. Status, TargetHealth
+// and WriteMetrics report; Close stops everything and waits for every
+// goroutine.
 //
-// # Layers
+// # Concurrency
 //
-//   - manager.go: Manager, proxyState (per proxy: spec snapshot, routes,
-//     statement registry), endpoint (listener, accept loop, sessions), health
-//     probes, cancel keys, SCRAM credential cache.
-//   - session.go: one client session: handshake (TLS, startup checks,
-//     authentication), borrowing with settings synchronisation, pinning.
-//   - relay.go: the command-phase loop and the response relay.
-//   - pool.go: target (shared connection budget, FIFO waiters) and pool (idle
-//     connections of one user and database), backend connections.
-//   - stmt.go: the protocol-level prepared-statement registry.
-//   - pin.go: which statement classes pin, and RDS's reason texts.
-//   - metrics.go: CloudWatch-named counters and gauges.
+// Every Manager method is safe for concurrent use. Apply and Close run one
+// at a time; they hold the state mutex only while they change the running
+// state (opening listeners, telling sessions to end) and wait for sessions
+// to end after releasing it, so Status, TargetHealth and WriteMetrics (no
+// I/O, the state mutex only) are never held up by a draining endpoint.
+// The Manager never calls back into its caller.
 //
-// # Connection lifecycle
+// A client session runs on one goroutine (the one the core starts per
+// accepted connection, then the one the protocol continues on): it calls
+// its Client's methods, and holds at most one server connection at a
+// time, which nobody else touches until it is released. Other goroutines
+// reach a session only through its Client: the core's kill (context
+// cancelled, client connection closed, a deadline on the held server
+// connection), and Client.Held, which runs a function on the held
+// connection while Borrow and Release wait (a cancel request or KILL
+// reaches the statement running now, never the next client of a returned
+// connection). Pools, targets and routes are shared: their state is under
+// each target's mutex, routes and specs are replaced atomically.
 //
-//  1. The endpoint accepts a TCP connection and starts one goroutine for
-//     the session; everything below runs on it.
-//  2. Startup (deadline 10 s): SSLRequest → TLS with the endpoint's ACM-style
-//     certificate; GSSENCRequest → 'N'; CancelRequest → looked up in the
-//     cancel-key map and forwarded to the backend now running that client's
-//     query (RDS Proxy ignores CancelRequest; the emulator goes further).
-//     Protocol 3.2 is negotiated down to 3.0. Allowed startup parameters are
-//     user, database, replication (false only), application_name,
-//     client_encoding, DateStyle, TimeZone and extra_float_digits, the list
-//     AWS documents ("Considerations for connecting to PostgreSQL" in the
-//     RDS Proxy guide); the five settings are tracked (step 6). Anything
-//     else fails as RDS Proxy fails it: options with "Feature not
-//     supported: RDS Proxy currently doesn't support command-line
-//     options.", any other name (search_path, client_min_messages,
-//     statement_timeout…) with "Feature not supported: RDS Proxy currently
-//     doesn't support the option <name>." (0A000); drivers' issue threads
-//     show both texts (psycopg2 #1577, n8n #25705).
-//  3. RequireTLS refuses plaintext ("This RDS Proxy requires TLS
-//     connections.", 28000). The login user must be the username of one of
-//     the proxy's secrets, read at AWSCURRENT on every login; otherwise
-//     28000 "This RDS proxy has no credentials for the role …". IAMAuth
-//     REQUIRED asks for a cleartext password over TLS only ("IAM
-//     authentication is allowed only with SSL connections.") and validates
-//     it as an RDS IAM token for the endpoint's advertised addresses, the
-//     proxy region and the user; otherwise SCRAM-SHA-256 (default) or MD5
-//     per ClientPasswordAuthType. Failures: FATAL 28P01 "password
-//     authentication failed for user …".
-//  4. The session borrows a backend once to learn the server's parameters,
-//     sends AuthenticationOk, every ParameterStatus, its own BackendKeyData
-//     and ReadyForQuery, and returns the backend.
-//  5. Command phase: the first message of a request borrows a backend from
-//     the pool of (current target for the endpoint's role, user, database):
-//     an idle one (checked with a non-blocking peek so connections killed or
-//     lost while idle are discarded), else a new one if fewer than
-//     MaxConnectionsPercent of the target's max_connections are open
-//     (learned with the first connection), else the borrower waits FIFO up
-//     to BorrowTimeout and then gets ERROR 53300 "Timed-out waiting to
-//     acquire database connection." A dial failure is retried until the
-//     deadline (the database may be restarting). New connections run the
-//     InitQuery.
-//  6. Settings: the client's startup settings are applied to the borrowed
-//     backend with SET when they differ from what the backend carries (the
-//     proxy tracks them per connection), so pools are not split by them;
-//     server parameters that differ from what the client has seen are sent
-//     to it as ParameterStatus before the response.
-//  7. Messages are forwarded as whole frames through buffered writers,
-//     flushed to the server when the proxy would wait for more from the
-//     client (so the server sees the client's timing: statement_timeout
-//     runs from the first message of a request, as it does directly);
-//     responses are relayed inline on the same goroutine until every pending
-//     request is answered (the pending queue mirrors the server's order:
-//     ReadyForQuery ends Query/Sync, completions end Parse/Bind/Describe/
-//     Execute/Close, an error drops everything up to the next Sync). DataRow
-//     and CopyData are streamed. COPY FROM STDIN switches to reading the
-//     client until CopyDone/CopyFail, while a watch on the backend (one
-//     goroutine for the COPY) brings back to the relay what the server
-//     says meanwhile, so that its ErrorResponse stops a client that is
-//     still streaming (the server drops the COPY messages after it, and so
-//     does the session).
-//  8. The backend goes back to the pool at ReadyForQuery 'I' (decided by the
-//     protocol, never by keywords), unless the session is pinned.
-//  9. Prepared statements (PgBouncer's design): a named Parse is interned
-//     per proxy as rdsproxy_<n>; each backend remembers which it holds; the
-//     client's names are rewritten in Parse/Bind/Describe; a Bind or
-//     Describe on a backend lacking the statement gets a Parse injected
-//     first (its ParseComplete swallowed); a Parse the backend already holds
-//     is answered locally; a Parse of a name the session already uses is
-//     sent as a Parse of the statement's server name, so that the server
-//     fails it (42P05, aborting the transaction as it would directly) and
-//     the proxy puts the client's name in the message. Close of a named
-//     statement is answered locally and the backend copy kept while another
-//     session holds the statement; when none does, every backend closes its
-//     copy before its next request, as a direct Close frees it (a session
-//     that just ends leaves its statements prepared for the next). The
-//     unnamed statement is re-parsed when a later Bind lands on another
-//     backend. A backend keeps at most Limits.PreparedPerConnection
-//     statements: between transactions the least recently used are closed
-//     (injected Close, CloseComplete swallowed). A pinned session's later
-//     named statements are not interned: its Parse goes to its backend
-//     under the client's own name, as on a direct connection. A SQL
-//     DEALLOCATE naming one of the session's interned statements is sent as
-//     a DEALLOCATE of its global name (prepared first by a Parse on a
-//     backend lacking it, answered by the proxy for a Query), and the
-//     session forgets the name (restored if the server fails the
-//     DEALLOCATE). Schema changes: CREATE,
-//     ALTER, DROP and DO run through the proxy (again when their transaction
-//     ends), and the errors a stale copy gives ("cached plan must not change
-//     result type" 0A000, "cache lookup failed for type" XX000), move the
-//     registry to a new epoch: a Parse of an older statement's text makes a
-//     new statement (new server name, prepared afresh), while the sessions
-//     holding the old one meet the server's error as they would directly,
-//     and re-prepare. After an error in the extended protocol the session
-//     skips the client's messages up to Sync (Query included), as the
-//     server does, and undoes the skipped Parse/Close of named statements,
-//     newest first. COPY FROM STDIN run by Execute: the Sync already sent
-//     behind it is ignored by the server, which answers CopyDone at the
-//     client's next Sync or Flush. A batch forwarded without Sync is flushed
-//     (injected Flush) and its responses relayed every 64 KiB, so clients
-//     that pipeline megabytes while reading in the background (pgx batches)
-//     do not stall.
-//  10. Pinning: Query and Parse texts are classified (pg.Classify); SET and
-//     RESET (not SET LOCAL/TRANSACTION/CONSTRAINTS), set_config(), SQL
-//     PREPARE/EXECUTE/DEALLOCATE, DISCARD, LISTEN, temporary tables, views
-//     and sequences, DECLARE … WITH HOLD, session-level advisory locks, LOAD
-//     and any statement longer than 16384 bytes pin the session to its
-//     backend for its remaining life. Each pin logs RDS's line "The client
-//     session was pinned to the database connection [dbConnection=N] for
-//     the remainder of the session. … Reason: …" and counts in
-//     DatabaseConnectionsCurrentlySessionPinned. (RDS's 2023 list also
-//     names nextval/setval; the emulator does not pin on them.) While a
-//     pinned session waits for its client (from 1 ms after its last
-//     response, so that clients that come straight back cost nothing), a
-//     goroutine waits (reading nothing) for its backend to become readable
-//     and wakes the session,
-//     which relays what the server sent on its own as it arrives:
-//     NotificationResponse for its LISTEN, NoticeResponse, ParameterStatus,
-//     or the FATAL of a terminated backend (the session then ends). A
-//     session that is not pinned holds no backend between transactions; one
-//     waiting inside a transaction gets such messages with its next
-//     response.
-//  11. End: a pinned backend is reset (ROLLBACK if needed, DISCARD ALL, the
-//     InitQuery again) or closed after LOAD; a backend left in a transaction
-//     by a vanished client is rolled back and returned; a backend that was
-//     mid-response is closed. A backend that dies mid-request gives its
-//     client the server's FATAL (or FATAL 08006) and ends that session only.
-//     IdleClientTimeout closes clients idle between requests (FATAL 57P05);
-//     Limits.ClientMaxAge ends clients between transactions (FATAL 57P01).
-//  12. Lifetimes: a returned backend goes back to its pool's idle list even
-//     above MaxIdleConnectionsPercent; every minute (or sooner, with short
-//     Limits) the reaper closes connections unused for
-//     Limits.IdleConnectionAfter beyond that share, and idle ones older than
-//     Limits.ConnectionMaxAge.
+// # The seam
 //
-// # Memory
+// It is at accept, borrow and return, never per message:
 //
-// An idle session holds its goroutine (started after the handshake, so the
-// stack TLS and SCRAM grew is not kept), a 1 KiB read buffer and its small
-// state (an idle pinned session also its watching goroutine); the 16 KiB read buffer (pg.Reader's pool) and the 16 KiB client
-// writer (clientWriters) are taken per request and given back when it ends.
+//   - Protocol (protocol.go): Family, Serve(*Client), Dial and Probe. A
+//     protocol keeps its private state in its own value (cancel keys,
+//     authentication caches) and, per proxy or per pool, in the slots the
+//     core keeps for it (Client.ProxyState, Pooled.PoolState).
+//   - Client (client.go): the accepted connection, its context, the
+//     proxy's settings, Credentials and CheckToken, Borrow (by PoolKey,
+//     with a preferred connection) and Release, Pin, Held, Continue, the
+//     endpoint's Metrics and the accounting hooks (Transport, SetupDone,
+//     SetupFailed, QueryDone).
+//   - ServerConn and Pooled (protocol.go): a protocol's server connection
+//     type embeds the *Pooled of its DialRequest (the core's bookkeeping:
+//     target, pool, id, the socket it peeks at, age, transaction gauge) and
+//     has Close. The protocol's hot path keeps its concrete type: it
+//     asserts it once per borrow.
+//   - Error and DialError (errors.go): what policy raises (Kind
+//     BorrowTimeout, NoCredentials, AuthFailed), each protocol rendering
+//     it as its database's own error; and a protocol's report of a
+//     refusal the server explained, which dialFailure, the one classifier,
+//     turns into target health (AUTH_FAILURE, CONNECTION_FAILED,
+//     UNREACHABLE).
 //
-// # Limits
+// Adding a protocol is a package under proxy/ and one entry in the
+// server's list (server/dataplane.go).
 //
-// A client that pipelines very large batches without reading at all can
-// deadlock against the server, as it would directly.
-// CancelRequest cannot reach another client's statement: the session lock
-// is held from the lookup of the backend until the server has taken the
-// request (it closes the cancel connection after signalling), so the
-// backend cannot be returned in between, and a cancel that lands after the
-// statement finished is discarded by PostgreSQL when it reads the next
-// command. Statement registries start afresh at
-// Limits.RegistryStatements distinct statements.
+// # Files
 //
-// Schema changes made beside the proxy (straight to the database) are seen
-// only through the errors they cause: the first session to Parse an
-// affected statement afresh may be answered from a stale server copy and
-// get "cached plan must not change result type" once. A session that binds
-// a statement it prepared before a schema change, on a server connection
-// that never held it, gets it prepared afresh (PgBouncer does the same)
-// where a direct connection would fail. SQL EXECUTE of a statement prepared
-// with the protocol before the session was pinned names the client's name,
-// which the server does not know (only DEALLOCATE is translated). The
-// watch of an idle backend looks at its socket: with TLS to the database,
-// bytes the TLS layer has already decrypted are not seen until more arrive.
+//   - manager.go: Manager, Apply and its reconciliation, Status, Close.
+//   - endpoint.go: listeners, the accept loop, ending an endpoint's sessions.
+//   - route.go: the target set and routing by endpoint role.
+//   - client.go: Client: the session's side of the core, borrowing and
+//     returning, pinning, client-connection accounting.
+//   - pool.go: targets (connection budget, FIFO waiters, dialling with
+//     retries, reaping idle and old connections, retirement) and pools.
+//   - health.go: probes every 15 s and target health.
+//   - auth.go: the credential, token and certificate interfaces; looking
+//     up a login's secret; IAM token checks.
+//   - errors.go: Error, DialError, the dial-error classifier.
+//   - metrics.go: CloudWatch-named counters and gauges, WriteMetrics.
+//   - spec.go: ManagerConfig, Limits and the desired-state types.
+//   - socket_*.go, rawio_*.go: liveness peeks and readiness waits on
+//     sockets; raw system-call I/O for TCP connections (RawConn).
+//
+// # Pools
+//
+// A target's budget is MaxConnectionsPercent of the server's
+// max_connections (learned with the first connection: the budget is one
+// until then), shared by its pools (one per PoolKey: user, database and a
+// protocol-defined variant). A borrow takes the preferred connection if it
+// is idle in the pool, else the most recently returned one (each checked
+// with a non-blocking peek, so connections killed or lost while idle are
+// discarded), else opens one within the budget (closing an idle connection
+// of another pool to make room), else waits in FIFO order up to the
+// ConnectionBorrowTimeout. A dial failure is retried until the deadline
+// (the database may be restarting) unless the server explained it.
+// Returned connections go back to the idle list even above
+// MaxIdleConnectionsPercent; every minute (or sooner, with short Limits)
+// the reaper closes connections unused for Limits.IdleConnectionAfter
+// beyond that share, and idle ones older than Limits.ConnectionMaxAge.
+// Health probes take a slot of the budget, and are skipped while it is
+// full (the pool's own dials report health then).
 package proxy

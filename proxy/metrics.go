@@ -9,17 +9,19 @@ import (
 	"time"
 )
 
-// latency accumulates a CloudWatch-style latency statistic in microseconds.
-type latency struct{ sum, count atomic.Int64 }
+// Latency accumulates a CloudWatch-style latency statistic in microseconds.
+type Latency struct{ sum, count atomic.Int64 }
 
-func (l *latency) observe(d time.Duration) {
+// Observe adds one sample.
+func (l *Latency) Observe(d time.Duration) {
 	l.sum.Add(d.Microseconds())
 	l.count.Add(1)
 }
 
-// endpointMetrics are the client-side metrics of one proxy endpoint
-// (CloudWatch dimensions ProxyName, EndpointName).
-type endpointMetrics struct {
+// EndpointMetrics are the client-side metrics of one proxy endpoint
+// (CloudWatch dimensions ProxyName, EndpointName). The core counts client
+// connections; protocols count requests (Client.Metrics, Client.QueryDone).
+type EndpointMetrics struct {
 	ClientConnections                atomic.Int64 // gauge
 	ClientConnectionsTLS             atomic.Int64 // gauge
 	ClientConnectionsNoTLS           atomic.Int64 // gauge
@@ -30,12 +32,13 @@ type endpointMetrics struct {
 	QueryRequests                    atomic.Int64
 	QueryRequestsTLS                 atomic.Int64
 	QueryRequestsNoTLS               atomic.Int64
-	QueryResponseLatency             latency
+	QueryResponseLatency             Latency
 }
 
-// targetMetrics are the database-side metrics of one target (dimensions
-// ProxyName, TargetGroup, Target).
-type targetMetrics struct {
+// TargetMetrics are the database-side metrics of one target (dimensions
+// ProxyName, TargetGroup, Target). The core counts connections, borrows and
+// pins; protocols count database latency (Pooled.Metrics).
+type TargetMetrics struct {
 	DatabaseConnections                       atomic.Int64 // gauge
 	DatabaseConnectionsCurrentlyBorrowed      atomic.Int64 // gauge
 	DatabaseConnectionsCurrentlyInTransaction atomic.Int64 // gauge
@@ -44,8 +47,8 @@ type targetMetrics struct {
 	DatabaseConnectionRequestsWithTLS         atomic.Int64
 	DatabaseConnectionsSetupSucceeded         atomic.Int64
 	DatabaseConnectionsSetupFailed            atomic.Int64
-	DatabaseConnectionsBorrowLatency          latency
-	QueryDatabaseResponseLatency              latency
+	DatabaseConnectionsBorrowLatency          Latency
+	QueryDatabaseResponseLatency              Latency
 	MaxDatabaseConnectionsAllowed             atomic.Int64 // gauge
 }
 
@@ -67,7 +70,7 @@ func labels(kv ...string) string {
 	return b.String()
 }
 
-func (em *endpointMetrics) samples(lb string, out []sample) []sample {
+func (em *EndpointMetrics) samples(lb string, out []sample) []sample {
 	add := func(n string, v int64) { out = append(out, sample{n, lb, v}) }
 	add("ClientConnections", em.ClientConnections.Load())
 	add("ClientConnectionsTLS", em.ClientConnectionsTLS.Load())
@@ -84,7 +87,7 @@ func (em *endpointMetrics) samples(lb string, out []sample) []sample {
 	return out
 }
 
-func (tm *targetMetrics) samples(lb string, out []sample) []sample {
+func (tm *TargetMetrics) samples(lb string, out []sample) []sample {
 	add := func(n string, v int64) { out = append(out, sample{n, lb, v}) }
 	add("DatabaseConnections", tm.DatabaseConnections.Load())
 	add("DatabaseConnectionsCurrentlyBorrowed", tm.DatabaseConnectionsCurrentlyBorrowed.Load())

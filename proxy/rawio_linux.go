@@ -31,8 +31,11 @@ type rawConn struct {
 	idle                            bool
 }
 
-// newRawConn wraps a TCP connection; anything else is returned as is.
-func newRawConn(c net.Conn) net.Conn {
+// RawConn wraps a TCP connection so that its reads and writes are raw
+// system calls (see rawConn); anything else is returned as is. The core
+// wraps accepted client connections; protocols wrap their server
+// connections.
+func RawConn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c

@@ -3,50 +3,32 @@ package proxy
 import (
 	"log/slog"
 	"time"
-
-	"github.com/rdslocal/rdslocal/acmcert"
-	"github.com/rdslocal/rdslocal/iamauth"
 )
-
-// SecretReader reads the AWSCURRENT SecretString of a Secrets Manager
-// secret; *secrets.Store implements it. It is called at every login (so a
-// PutSecretValue takes effect on the next one) and whenever the proxy opens a
-// database connection. It must be safe for concurrent use.
-type SecretReader interface {
-	CurrentValue(account, region, secretID string) (string, error)
-}
-
-// TokenValidator validates RDS IAM auth tokens; *iamauth.TokenValidator
-// implements it. It must be safe for concurrent use.
-type TokenValidator interface {
-	Validate(token string, want iamauth.TokenExpectation) (iamauth.Identity, error)
-}
 
 // ManagerConfig is what a Manager needs from the rest of the emulator.
 type ManagerConfig struct {
-	// Secrets resolves each AuthSpec.SecretArn. Required.
-	Secrets SecretReader
+	// Protocols serve the engine families, one each (the server's wiring:
+	// postgres.New(…), mysql.New(…)). Proxies of other families are not
+	// run.
+	Protocols []Protocol
+	// Credentials reads each AuthSpec.SecretArn. Required.
+	Credentials CredentialSource
 	// Tokens validates IAM tokens; nil rejects every IAM login.
-	Tokens TokenValidator
-	// Certs issues endpoint certificates; nil means the listeners answer
-	// SSLRequest with 'N' (and RequireTLS/IAM logins then always fail).
-	Certs *acmcert.EndpointCerts
-	// Logger receives the proxy's log lines (pin notices, debug SQL, errors);
-	// nil discards them.
+	Tokens TokenChecker
+	// Certs issues endpoint certificates; nil means the listeners offer no
+	// TLS (and RequireTLS/IAM logins then always fail).
+	Certs CertSource
+	// Logger receives the proxy's log lines (pin notices, debug SQL,
+	// errors); nil discards them.
 	Logger *slog.Logger
 	// Limits overrides RDS Proxy's fixed limits (tests shorten them).
 	Limits Limits
 }
 
 // Limits are the proxy's fixed limits; a zero field takes its default.
+// (Protocol-specific ones, such as PostgreSQL's prepared-statement caps,
+// are the protocol's configuration.)
 type Limits struct {
-	// PreparedPerConnection caps the statements kept prepared on one server
-	// connection; the least recently used are closed (200, PgBouncer's
-	// max_prepared_statements).
-	PreparedPerConnection int
-	// RegistryStatements is how many distinct statements a proxy interns
-	// before it starts afresh (10,000).
-	RegistryStatements int
 	// IdleConnectionAfter is how long a server connection goes unused before
 	// it counts as idle and may be closed above MaxIdleConnectionsPercent
 	// (5 minutes, as RDS Proxy documents).
@@ -59,18 +41,11 @@ type Limits struct {
 }
 
 func (l Limits) withDefaults() Limits {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
 	defDur := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
-	def(&l.PreparedPerConnection, 200)
-	def(&l.RegistryStatements, 10000)
 	defDur(&l.IdleConnectionAfter, 5*time.Minute)
 	defDur(&l.ConnectionMaxAge, 24*time.Hour)
 	defDur(&l.ClientMaxAge, 24*time.Hour)
@@ -96,10 +71,12 @@ const (
 	IAMEnabled  = "ENABLED" // token or password accepted (cleartext)
 )
 
-// ClientPasswordAuthType values of AuthSpec for PostgreSQL.
+// ClientPasswordAuthType values of AuthSpec.
 const (
-	AuthSCRAM = "POSTGRES_SCRAM_SHA_256"
-	AuthMD5   = "POSTGRES_MD5"
+	AuthSCRAM       = "POSTGRES_SCRAM_SHA_256"
+	AuthMD5         = "POSTGRES_MD5"
+	AuthNative      = "MYSQL_NATIVE_PASSWORD"
+	AuthCachingSHA2 = "MYSQL_CACHING_SHA2_PASSWORD"
 )
 
 // ProxySpec is the desired state of one DB proxy, as the control plane
@@ -109,7 +86,7 @@ type ProxySpec struct {
 	Name         string // DBProxyName; the proxy label of metrics
 	Account      string
 	Region       string
-	EngineFamily string // POSTGRESQL (other families are ignored for now)
+	EngineFamily string // POSTGRESQL | MYSQL: the protocol that serves it
 
 	RequireTLS        bool
 	IdleClientTimeout time.Duration // zero: no idle timeout
@@ -127,7 +104,7 @@ type AuthSpec struct {
 	UserName               string // informational; the secret's username is what logins match
 	SecretArn              string
 	IAMAuth                string // DISABLED | REQUIRED | ENABLED
-	ClientPasswordAuthType string // POSTGRES_SCRAM_SHA_256 (default) | POSTGRES_MD5
+	ClientPasswordAuthType string // POSTGRES_SCRAM_SHA_256 (default) | POSTGRES_MD5 | MYSQL_NATIVE_PASSWORD | MYSQL_CACHING_SHA2_PASSWORD (default)
 }
 
 // PoolSpec is the target group's connection pool configuration.
@@ -143,6 +120,9 @@ type PoolSpec struct {
 	BorrowTimeout time.Duration
 	// InitQuery runs on every new database connection.
 	InitQuery string
+	// SessionPinningFilters are the target group's filters
+	// (EXCLUDE_VARIABLE_SETS: MySQL sessions that set variables do not pin).
+	SessionPinningFilters []string
 }
 
 // TargetSpec is one database behind the proxy.

@@ -12,6 +12,18 @@ import (
 
 // DataPlane runs the proxy listeners (package proxy's Manager). The RDS
 // front-end hands it the desired state of every proxy after each change.
+//
+// Concurrency contract (proxy.Manager keeps it):
+//   - Apply takes the full list every time and may block: it returns once
+//     new listeners are open and the sessions of removed endpoints and
+//     proxies have ended. The front-end calls it without holding r.mu,
+//     one call at a time in the order of the changes (applyMu).
+//   - Status and TargetHealth are cheap (no I/O), safe from any goroutine,
+//     and never wait for an Apply in progress to drain sessions; the
+//     front-end calls them with r.mu held, while rendering Describe
+//     answers.
+//   - The data plane never calls back into the front-end, so these locks
+//     cannot deadlock.
 type DataPlane interface {
 	Apply(specs []dp.ProxySpec) error
 	Status(proxyID string) (listening bool, err error)
@@ -74,6 +86,7 @@ func (r *RDS) dataPlaneSpecs() []dp.ProxySpec {
 					MaxIdleConnectionsPercent: p.TargetGroup.Pool.MaxIdleConnectionsPercent,
 					BorrowTimeout:             time.Duration(p.TargetGroup.Pool.ConnectionBorrowTimeout) * time.Second,
 					InitQuery:                 p.TargetGroup.Pool.InitQuery,
+					SessionPinningFilters:     p.TargetGroup.Pool.SessionPinningFilters,
 				},
 			}
 			for _, a := range p.Auth {

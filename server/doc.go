@@ -22,6 +22,15 @@
 // One slog line is logged per request with service, action, status and
 // duration.
 //
+// # The data plane
+//
+// dataplane.go builds the proxy Manager: the wire protocols it serves (one
+// value per engine family; a new protocol is one entry there), and the
+// adapters of Secrets Manager, IAM token validation and the endpoint
+// certificates to the small interfaces package proxy defines. The RDS
+// front-end drives it (Apply, Status, TargetHealth); /metrics writes its
+// metrics.
+//
 // # Start-up: fixtures, hooks, readiness
 //
 // With Config.InitFile, New parses the fixture file (package fixture) and

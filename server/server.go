@@ -133,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.EnforceIAM {
 		tokens.Authorize = s.iam.Authorize
 	}
-	s.proxies = proxy.NewManager(proxy.ManagerConfig{Secrets: sec, Tokens: tokens, Certs: certs, Logger: cfg.Logger})
+	s.proxies = newDataPlane(sec, tokens, certs, cfg.Logger)
 	rdsOpts.DataPlane = s.proxies
 	s.rds = rds.New(rdsOpts)
 	rdsSvc := s.rds.Service()
