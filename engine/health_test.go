@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serverPIDs lists the processes of an instance's server (every one has
+// its data directory as working directory).
+func serverPIDs(t *testing.T, inst Instance) []int {
+	t.Helper()
+	data, err := filepath.EvalSymlinks(filepath.Join(inst.Dir, dataName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	for _, c := range cwds {
+		if dir, err := os.Readlink(c); err == nil && dir == data {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(c)))
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) == 0 {
+		t.Fatalf("no process of %s's server", inst.ID)
+	}
+	return pids
+}
+
+// TestStalledPrimaryLeavesReplicaAlone: a primary that stops answering
+// (stopped, not dead) is found down after two checks; its replica, which
+// answers all along, is not. Each check has its own time: the replica's
+// must not be what is left after the primary's hung check, or a hung
+// writer would take its readers down with it and no reader could replace
+// it.
+func TestStalledPrimaryLeavesReplicaAlone(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.engine)
+			ctx := ctxT(t)
+			m := newManager(t, Config{HealthInterval: 200 * time.Millisecond})
+			evs := watch(m)
+			p, err := m.Create(ctx, spec(e.engine, "st-p"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs := spec(e.engine, "st-r")
+			rs.ReplicaOf = p.ID
+			r, err := m.Create(ctx, rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pids := serverPIDs(t, p)
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGSTOP)
+			}
+			t.Cleanup(func() {
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGCONT)
+				}
+			})
+			down := evs.wait(t, p.ID, EventDown, 30*time.Second)
+			// Two more rounds of checks of the replica after the primary
+			// was found down.
+			checks := 0
+			var last time.Time
+			for checks < 2 {
+				got, err := m.Get(r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Status != StatusAvailable {
+					t.Fatalf("the replica is %s after its primary stalled: %s", got.Status, got.Replication.Error)
+				}
+				if c := got.Replication.Checked; c.After(down.Time) && c != last {
+					checks++
+					last = c
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			evs.mu.Lock()
+			defer evs.mu.Unlock()
+			for _, ev := range evs.list {
+				if ev.ID == r.ID && ev.Kind == EventDown {
+					t.Fatalf("the replica was found down with its stalled primary: %s", ev.Detail)
+				}
+			}
+		})
+	}
+}
