@@ -327,8 +327,9 @@
 //
 // Writes the new primary never had are gone either way. The instance's
 // meta says Rebuild (with ReplicaOf the new primary) from the moment its
-// old role ends, so a restart of rdslocal in the middle finishes the
-// rebuild instead of starting a diverged primary.
+// old role ends — Switchover stopping it, or Promote of its replica while
+// its server is down — so a restart of rdslocal before or during Demote
+// finishes the rebuild instead of starting a diverged primary.
 //
 // # Watching the servers
 //
