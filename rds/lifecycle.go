@@ -331,6 +331,7 @@ func (r *RDS) StartEngines(ctx context.Context) {
 	}
 	err := r.opts.Engines.Restore(ctx, specs)
 	r.mu.Lock()
+	r.followEngineRoles()
 	for _, rc := range recs {
 		got, gerr := r.opts.Engines.Get(primaryEID(rc.st, rc.in))
 		switch {
@@ -339,10 +340,68 @@ func (r *RDS) StartEngines(ctx context.Context) {
 		case got.Status == engine.StatusAvailable:
 			rc.in.Status, rc.in.StatusMessage = "available", ""
 			rc.in.Address, rc.in.Port, rc.in.EngineVersion = got.Host, got.Port, got.EngineVersion
+			r.addrs.claimPort(got.Port) // another server's after a Multi-AZ failover
 		default:
 			rc.in.Status, rc.in.StatusMessage = "failed", fmt.Sprintf("server did not come back: %v", err)
 		}
 	}
 	r.mu.Unlock()
 	r.changed()
+}
+
+// followEngineRoles makes the records say what the engine layer saved
+// about each server's role, after a restart. The engine layer saves a
+// failover's steps (a switchover, a promotion) before the records follow
+// them, so rdslocal stopped in between would otherwise report a replica
+// as the writer and send the proxies' writes to it. Where the engine
+// layer shows no single primary (it is itself between two steps), the
+// records stay as they are. The caller holds r.mu.
+func (r *RDS) followEngineRoles() {
+	get := func(eid string) (engine.Instance, bool) {
+		g, err := r.opts.Engines.Get(eid)
+		return g, err == nil
+	}
+	for _, st := range r.states {
+		for _, in := range st.Instances {
+			if !in.MultiAZ || in.Cluster != "" || in.ExternalEndpoint != "" || in.Status == "deleting" {
+				continue
+			}
+			p, okP := get(primaryEID(st, in))
+			s, okS := get(standbyEID(st, in))
+			if okP && okS && p.Role == engine.RoleReplica && s.Role == engine.RolePrimary {
+				r.log.Warn("the Multi-AZ standby had taken over before rdslocal stopped; the records follow", "instance", in.ID)
+				in.StandbyActive = !in.StandbyActive
+			}
+		}
+		byEID := map[string]*instance{}
+		for _, in := range st.Instances {
+			byEID[primaryEID(st, in)] = in
+		}
+		for _, cl := range st.Clusters {
+			members := clusterMembers(st, cl.ID)
+			var primaries []*instance
+			for _, m := range members {
+				if g, ok := get(primaryEID(st, m)); ok && g.Role == engine.RolePrimary {
+					primaries = append(primaries, m)
+				}
+			}
+			if len(primaries) != 1 {
+				continue
+			}
+			w := primaries[0]
+			if w.ID != r.clusterWriter(st, cl) {
+				r.log.Warn("a failover had promoted another writer before rdslocal stopped; the records follow", "cluster", cl.ID, "writer", w.ID)
+				cl.Writer = w.ID
+			}
+			for _, m := range members {
+				g, ok := get(primaryEID(st, m))
+				switch {
+				case m == w:
+					m.ReplicaOf = ""
+				case ok && g.Role == engine.RoleReplica && byEID[g.ReplicaOf] != nil:
+					m.ReplicaOf = byEID[g.ReplicaOf].ID
+				}
+			}
+		}
+	}
 }

@@ -786,3 +786,63 @@ func serverPIDs(t *testing.T, instanceDir string) []int {
 	}
 	return pids
 }
+
+// TestRestartMidFailover: rdslocal stops between a failover's step in
+// the engine layer and the records that follow it (here the engine layer
+// hands over alone, as if rdslocal had died before saving the records).
+// After the restart the records follow the servers: DescribeDBClusters
+// names the promoted writer, the former writer rejoins as its reader, the
+// proxy writes to the new writer, and a Multi-AZ instance serves from its
+// promoted standby.
+func TestRestartMidFailover(t *testing.T) {
+	dir := searchableTempDir(t)
+	start := func() *ha {
+		emu := testsuite.Start(t, testsuite.WithDataDir(dir))
+		return &ha{emu: emu, rc: rds.NewFromConfig(emu.AWSConfig), sm: secretsmanager.NewFromConfig(emu.AWSConfig)}
+	}
+	h := start()
+	ctx := context.Background()
+	const engine, cl, maz = "aurora-postgresql", "mid", "mid-maz"
+	h.cluster(t, engine, cl, member{"mid-1", "db.r6g.large", 1}, member{"mid-2", "db.r6g.large", 1})
+	endpoint := h.proxy(t, engine, "mid-proxy", cl, "")
+	if _, err := h.rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String(maz), DBInstanceClass: aws.String("db.t3.micro"),
+		Engine: aws.String("postgres"), MasterUsername: aws.String("master"), MasterUserPassword: aws.String(haPassword), DBName: aws.String("app"),
+		MultiAZ: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	before := waitAvailable(t, h.rc, maz)
+	for _, id := range []string{"mid-1", maz} {
+		db := h.open(t, "postgres", id)
+		for _, s := range []string{"CREATE TABLE t (id int PRIMARY KEY, v varchar(20))", "INSERT INTO t VALUES (1, 'before')"} {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+	}
+	eng := h.emu.Server.Engines()
+	if err := eng.Switchover(ctx, eid("mid-1"), eid("mid-2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Switchover(ctx, eid(maz), eid(maz)+".standby"); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.Stop()
+
+	h = start()
+	h.settle(t, cl, "mid-2", "mid-proxy", "mid-1", "mid-2")
+	h.rolesAgree(t, engine, cl, "mid-proxy")
+	c := viaProxy(t, endpoint)
+	if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2, 'via-proxy')"); err != nil {
+		t.Fatalf("write through the proxy after the restart: %v", err)
+	}
+	hasRow(t, h.open(t, engine, "mid-1"), 2)
+
+	after := waitAvailable(t, h.rc, maz)
+	if *after.Endpoint.Port == *before.Endpoint.Port {
+		t.Fatalf("the Multi-AZ instance's endpoint is still the former primary's port %d", *before.Endpoint.Port)
+	}
+	if _, err := h.open(t, "postgres", maz).Exec("INSERT INTO t VALUES (2, 'after')"); err != nil {
+		t.Fatalf("write on the Multi-AZ instance after the restart: %v", err)
+	}
+}
