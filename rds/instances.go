@@ -100,6 +100,10 @@ func licenseModel(engine string) string {
 }
 
 func (r *RDS) createDBInstance(c *api.Call) (any, error) {
+	// Answered once the engine operation ended (or settleWait passed),
+	// after r.mu is released.
+	var started <-chan struct{}
+	defer func() { awaitSettled(c.Ctx, started) }()
 	var in struct {
 		DBInstanceIdentifier            string
 		DBInstanceClass                 string
@@ -251,7 +255,7 @@ func (r *RDS) createDBInstance(c *api.Call) (any, error) {
 	inst.Status, inst.EngineID = "creating", engineID(st, inst.ID)
 	st.Instances[inst.ID] = inst
 	out := r.instanceXML(st, inst, "creating")
-	r.startCreate(st, inst)
+	started = r.startCreate(st, inst)
 	return struct{ DBInstance xmlDBInstance }{out}, nil
 }
 
@@ -459,6 +463,10 @@ func (r *RDS) renameInstance(st *regionState, inst *instance, newID string) {
 }
 
 func (r *RDS) deleteDBInstance(c *api.Call) (any, error) {
+	// Answered once the engine operation ended (or settleWait passed),
+	// after r.mu is released.
+	var started <-chan struct{}
+	defer func() { awaitSettled(c.Ctx, started) }()
 	var in struct {
 		DBInstanceIdentifier      string
 		SkipFinalSnapshot         *bool
@@ -485,11 +493,15 @@ func (r *RDS) deleteDBInstance(c *api.Call) (any, error) {
 		return nil, invalidInstanceState("Instance %s is already being deleted.", inst.ID)
 	}
 	out := r.instanceXML(st, inst, "deleting")
-	r.startDelete(st, inst)
+	started = r.startDelete(st, inst)
 	return struct{ DBInstance xmlDBInstance }{out}, nil
 }
 
 func (r *RDS) rebootDBInstance(c *api.Call) (any, error) {
+	// Answered once the engine operation ended (or settleWait passed),
+	// after r.mu is released.
+	var started <-chan struct{}
+	defer func() { awaitSettled(c.Ctx, started) }()
 	var in struct {
 		DBInstanceIdentifier string
 		ForceFailover        *bool
@@ -522,6 +534,6 @@ func (r *RDS) rebootDBInstance(c *api.Call) (any, error) {
 		}()
 		return struct{ DBInstance xmlDBInstance }{out}, nil
 	}
-	r.startReboot(st, inst, nil)
+	started = r.startReboot(st, inst, nil)
 	return struct{ DBInstance xmlDBInstance }{out}, nil
 }

@@ -88,9 +88,12 @@ func (r *RDS) specFor(st *regionState, in *instance) engine.Spec {
 // transition runs an engine operation for one instance in the background
 // and records its outcome: status ok on success, failed with the reason on
 // error. The record may have been deleted meanwhile; then nothing changes.
-// After a success done, if not nil, runs under r.mu.
-func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx context.Context) (*engine.Instance, error), done func()) {
+// After a success done, if not nil, runs under r.mu. The channel closes
+// once the outcome is recorded.
+func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx context.Context) (*engine.Instance, error), done func()) <-chan struct{} {
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
 		got, err := op(ctx)
@@ -112,6 +115,30 @@ func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx c
 		r.mu.Unlock()
 		r.changed()
 	}()
+	return finished
+}
+
+// settleWait bounds how long CreateDBInstance, RebootDBInstance and
+// DeleteDBInstance wait for the engine operation they start before they
+// answer. The answer still shows the status at the call (creating,
+// rebooting, deleting), as AWS's does; but the next Describe then shows
+// the outcome, so `aws rds wait …` (which polls every 30 s) and SDK
+// waiters return at once instead of sleeping through an operation that
+// takes a second.
+const settleWait = 20 * time.Second
+
+// awaitSettled waits for done (nil: nothing to wait for) up to settleWait.
+func awaitSettled(ctx context.Context, done <-chan struct{}) {
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // changed tells the server that state changed outside a request, so it is
@@ -124,15 +151,15 @@ func (r *RDS) changed() {
 }
 
 // startCreate provisions the server of a new instance record.
-func (r *RDS) startCreate(st *regionState, in *instance) {
+func (r *RDS) startCreate(st *regionState, in *instance) <-chan struct{} {
 	if r.opts.Engines == nil {
 		in.Status = "available"
 		r.event(st, srcInstance, in.ID, "RDS-EVENT-0005", "creation", "DB instance created.")
-		return
+		return nil
 	}
 	spec, sbID := r.specFor(st, in), standbyEID(st, in)
 	multiAZ := in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == ""
-	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
+	return r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		got, err := r.opts.Engines.Create(ctx, spec)
 		if errors.Is(err, engine.ErrNoFreePort) && spec.Port != 0 && in.ExternalEndpoint == "" {
 			// Another program took the port we chose before the server
@@ -183,15 +210,18 @@ func (r *RDS) deleteStandby(ctx context.Context, id string) {
 	}
 }
 
-// startDelete stops and removes the server, then the record.
-func (r *RDS) startDelete(st *regionState, in *instance) {
+// startDelete stops and removes the server, then the record; the
+// channel closes once the record is gone.
+func (r *RDS) startDelete(st *regionState, in *instance) <-chan struct{} {
 	if r.opts.Engines == nil {
 		r.forgetInstance(st, in)
-		return
+		return nil
 	}
 	in.Status = "deleting"
 	id, sb := primaryEID(st, in), standbyEID(st, in)
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
 		r.deleteStandby(ctx, sb)
@@ -206,6 +236,7 @@ func (r *RDS) startDelete(st *regionState, in *instance) {
 		r.mu.Unlock()
 		r.changed()
 	}()
+	return finished
 }
 
 // forgetInstance removes a deleted instance's record, and the instance
@@ -225,17 +256,17 @@ func (r *RDS) forgetInstance(st *regionState, in *instance) {
 }
 
 // startReboot restarts the server; then, if not nil, runs under r.mu.
-func (r *RDS) startReboot(st *regionState, in *instance, then func()) {
+func (r *RDS) startReboot(st *regionState, in *instance, then func()) <-chan struct{} {
 	if r.opts.Engines == nil {
 		r.event(st, srcInstance, in.ID, "RDS-EVENT-0006", "availability", "DB instance restarted.")
 		if then != nil {
 			then()
 		}
-		return
+		return nil
 	}
 	in.Status = "rebooting"
 	id := primaryEID(st, in)
-	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
+	return r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		return nil, r.opts.Engines.Reboot(ctx, id)
 	}, func() {
 		r.event(st, srcInstance, in.ID, "RDS-EVENT-0006", "availability", "DB instance restarted.")
