@@ -392,7 +392,10 @@
 // Containers), on Spec.Port or the first port of [PortMin, PortMax) —
 // default 4510 to 4559, LocalStack's external port range — that no
 // instance holds and nothing else has bound. A port lost between that
-// probe and the server's bind is retried on the next one.
+// probe and the server's bind is retried on the next one: a server counts
+// as started only once its own process listens on its port (Linux: its
+// socket in /proc), so another program's server that took the port first
+// is never taken for it.
 //
 // # Measured
 //

@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"context"
+	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -90,5 +95,39 @@ func TestStalledPrimaryLeavesReplicaAlone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWaitReadyIgnoresAnotherServer: a server whose port another program
+// took before it could bind it is not ready because something answers on
+// that port; it is waited for until it listens there itself (here it
+// never does, and exits), so its start fails as a port race and Create
+// retries on another port, instead of taking the other program's answers
+// (or refusals) for its own.
+func TestWaitReadyIgnoresAnotherServer(t *testing.T) {
+	if _, err := listensOn(os.Getpid(), 1); err != nil {
+		t.Skipf("no /proc to tell who listens: %v", err)
+	}
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	port := other.Addr().(*net.TCPAddr).Port
+	if ok, err := listensOn(os.Getpid(), port); !ok || err != nil {
+		t.Fatalf("listensOn(self, %d) = %v, %v", port, ok, err)
+	}
+	// "Our" server: a process that never listens and exits after a while.
+	cmd := exec.Command("sleep", "0.5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, pid: cmd.Process.Pid, dir: t.TempDir(), port: port, done: make(chan struct{})}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	m := &Manager{readyTimeout: 30 * time.Second, log: slog.New(slog.DiscardHandler)}
+	answered := func(ctx context.Context) error { return nil } // the other program answers
+	err = m.waitReady(context.Background(), s, answered, nil)
+	if err == nil || !strings.Contains(err.Error(), "server exited") {
+		t.Fatalf("waitReady took another program's answer for the server's: %v", err)
 	}
 }
