@@ -334,9 +334,11 @@
 // # Watching the servers
 //
 // Every HealthInterval (1 s) each running spawned server is checked with a
-// query as rdsadmin: a primary reports its standbys' replay lag
-// (PostgreSQL, pg_stat_replication), a replica its replication state
-// (pg_stat_wal_receiver; SHOW SLAVE STATUS). A replica is Running when it
+// query as rdsadmin, each check with 2 s of its own (a stalled primary
+// does not eat into its replicas' checks): a primary reports its
+// standbys' replay lag (PostgreSQL, pg_stat_replication), a replica its
+// replication state (pg_stat_wal_receiver; SHOW SLAVE STATUS). A replica
+// is Running when it
 // receives from its primary (the right port, both MariaDB threads) and is
 // at most MaxReplicaLag (30 s) behind; Instance.Replication has the state
 // and, when not Running, the database's own reason. A server whose process
