@@ -73,6 +73,15 @@ func (r *RDS) instanceXML(st *regionState, in *instance, status string) xmlDBIns
 	if in.Cluster != "" {
 		x.PromotionTier = in.PromotionTier
 	}
+	if in.MultiAZ && in.Cluster == "" {
+		// The standby is in another zone of the region; after a failover
+		// the instance is served from there.
+		primary, secondary := in.AvailabilityZone, standbyZone(in.AvailabilityZone)
+		if in.StandbyActive {
+			primary, secondary = secondary, primary
+		}
+		x.AvailabilityZone, x.SecondaryAvailabilityZone = primary, secondary
+	}
 	if in.StatusMessage != "" {
 		x.StatusInfos = xmlStatusInfos{{StatusType: "rdslocal", Normal: false, Status: in.Status, Message: in.StatusMessage}}
 	}
@@ -83,6 +92,18 @@ func (r *RDS) instanceXML(st *regionState, in *instance, status string) xmlDBIns
 		x.TagList = xmlTagList{}
 	}
 	return x
+}
+
+// standbyZone is the zone of a Multi-AZ standby: the region's zone "b",
+// or "a" when the primary is in "b".
+func standbyZone(az string) string {
+	if az == "" {
+		return ""
+	}
+	if strings.HasSuffix(az, "b") {
+		return az[:len(az)-1] + "a"
+	}
+	return az[:len(az)-1] + "b"
 }
 
 // externalEndpointTag on CreateDBInstance makes the instance an existing

@@ -624,6 +624,11 @@ func TestMultiAZForceFailover(t *testing.T) {
 				if *after.Endpoint.Port == *before.Endpoint.Port {
 					t.Fatalf("round %d: the instance's endpoint did not move to the promoted standby", round+1)
 				}
+				if aws.ToString(after.AvailabilityZone) != aws.ToString(before.SecondaryAvailabilityZone) ||
+					aws.ToString(after.SecondaryAvailabilityZone) != aws.ToString(before.AvailabilityZone) || *after.AvailabilityZone == *before.AvailabilityZone {
+					t.Fatalf("round %d: zones %s/%s before, %s/%s after: the standby's zone did not become the instance's", round+1,
+						aws.ToString(before.AvailabilityZone), aws.ToString(before.SecondaryAvailabilityZone), aws.ToString(after.AvailabilityZone), aws.ToString(after.SecondaryAvailabilityZone))
+				}
 				deadline := time.Now().Add(time.Minute)
 				for {
 					sb, err := h.emu.Server.Engines().Get(standby)
