@@ -327,6 +327,10 @@ func (h *ha) wantEvents(t *testing.T, srcType types.SourceType, id string, want 
 	}
 }
 
+// errFormerWriter: a write succeeded, but on the writer a failover is
+// replacing (the failover had not begun yet).
+var errFormerWriter = errors.New("written on the former writer")
+
 // writeUntilOK writes through exec until a write succeeds and returns how
 // long it took and how many attempts failed.
 func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, int) {
@@ -337,6 +341,10 @@ func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, 
 		err := exec()
 		if err == nil {
 			return time.Since(start), failed
+		}
+		if errors.Is(err, errFormerWriter) {
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		if failed == 0 {
 			t.Logf("%s: first failed write after %v: %v", what, time.Since(start).Round(time.Millisecond), err)
@@ -349,12 +357,13 @@ func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, 
 	}
 }
 
-// probeWrites writes through the proxy until a write succeeds: a client
-// that keeps working through a failover. A statement in flight when the
-// writer goes away fails, as on RDS Proxy, and may end the session; the
-// client then connects again. It returns how long it took and how many
-// attempts failed.
-func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, next func() int) (time.Duration, int) {
+// probeWrites writes through the proxy until a write succeeds on a server
+// other than the former writer's (port formerPort): a client that keeps
+// working through a failover. A statement in flight when the writer goes
+// away fails, as on RDS Proxy, and may end the session; the client then
+// connects again. It returns how long it took and how many attempts
+// failed.
+func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, formerPort int32, next func() int) (time.Duration, int) {
 	t.Helper()
 	ctx := context.Background()
 	return writeUntilOK(t, "client writing through the proxy", func() error {
@@ -366,7 +375,11 @@ func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, next func() int) (t
 			}
 			t.Cleanup(func() { c.Close(ctx) })
 		}
-		_, err := c.Exec(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'probe')", next()))
+		var port int32
+		err := c.QueryRow(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'probe') RETURNING inet_server_port()", next())).Scan(&port)
+		if err == nil && port == formerPort {
+			return errFormerWriter
+		}
 		return err
 	})
 }
@@ -444,6 +457,7 @@ func TestClusterFailoverDemotes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			formerPort := *h.instance(t, cl+"-1").Endpoint.Port
 			if _, err := h.rc.FailoverDBCluster(ctx, &rds.FailoverDBClusterInput{DBClusterIdentifier: aws.String(cl)}); err != nil {
 				t.Fatal(err)
 			}
@@ -451,7 +465,7 @@ func TestClusterFailoverDemotes(t *testing.T) {
 			var failed int
 			if isPG(engine) {
 				n := 10
-				took, failed = probeWrites(t, endpoint, probe, func() int { n++; return n })
+				took, failed = probeWrites(t, endpoint, probe, formerPort, func() int { n++; return n })
 				t.Logf("figure: %s FailoverDBCluster call → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 			} else {
 				took, _ = writeUntilOK(t, "write on the new writer", func() error {
@@ -532,7 +546,7 @@ func TestWriterKilledFailsOver(t *testing.T) {
 			var failed int
 			n := 10
 			if isPG(engine) {
-				took, failed = probeWrites(t, endpoint, probe, func() int { n++; return n })
+				took, failed = probeWrites(t, endpoint, probe, int32(srv.Port), func() int { n++; return n })
 				t.Logf("figure: %s writer SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 				c := viaProxy(t, endpoint)
 				if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2, 'new-client')"); err != nil {
@@ -616,7 +630,7 @@ func TestMultiAZForceFailover(t *testing.T) {
 					t.Fatal(err)
 				}
 				if isPG(engine) {
-					took, failed := probeWrites(t, endpoint, probe, func() int { n++; return n })
+					took, failed := probeWrites(t, endpoint, probe, *before.Endpoint.Port, func() int { n++; return n })
 					t.Logf("figure: %s Multi-AZ force failover %d: call → first write through the proxy: %v (%d failed attempts)", engine, round+1, took.Round(time.Millisecond), failed)
 					probe = nil // probeWrites may have replaced it; a fresh one next round
 				}
@@ -667,7 +681,7 @@ func TestMultiAZForceFailover(t *testing.T) {
 			}
 			killServer(t, prim.Dir)
 			if isPG(engine) {
-				took, failed := probeWrites(t, endpoint, nil, func() int { n++; return n })
+				took, failed := probeWrites(t, endpoint, nil, *before.Endpoint.Port, func() int { n++; return n })
 				t.Logf("figure: %s Multi-AZ primary SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 			}
 			deadline := time.Now().Add(time.Minute)
