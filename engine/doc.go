@@ -302,7 +302,8 @@
 // that new received it all; MariaDB: read_only (the master user has no
 // READ_ONLY ADMIN), MASTER_GTID_WAIT on new for the old binlog position,
 // then a stop — and new is promoted. If that fails before the promotion,
-// old is put back in service.
+// old is put back in service; if rdslocal stops in between, Restore
+// finishes the switchover (new is promoted, old rebuilt under it).
 //
 // Demote(id, primary) rebuilds id — a former primary, dead or alive, or
 // a replica that cannot follow — as a replica of primary, and returns once

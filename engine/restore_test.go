@@ -249,3 +249,67 @@ func TestRestartAfterPromotion(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartMidSwitchover: rdslocal stops in the middle of a Switchover,
+// after the old primary was stopped with everything sent to the new one
+// and marked to be rebuilt as its replica, but before the new one was
+// promoted. The next Manager finishes the switchover: the new one is
+// promoted, the old one rebuilt under it; nothing is lost.
+func TestRestartMidSwitchover(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.engine)
+			ctx := ctxT(t)
+			dir := newDir(t)
+			m1 := newManager(t, Config{DataDir: dir})
+			s := spec(e.engine, "ms-a")
+			a, err := m1.Create(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs := Spec{ID: id("ms-b"), Engine: e.engine, ReplicaOf: a.ID}
+			b, err := m1.Create(ctx, bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ha := mustOpen(t, a, s.MasterPassword)
+			mustExec(t, ha, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))", "INSERT INTO t VALUES (1, 'before')")
+			ha.Close()
+			hb := mustOpen(t, b, s.MasterPassword)
+			hasRows(t, hb, []int{1}, nil)
+			hb.Close()
+			if err := m1.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// What Switchover saves once the old primary handed over and
+			// stopped; rdslocal dies before the promotion.
+			md, err := loadMeta(a.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			md.Role, md.ReplicaOf, md.Rebuild = RoleReplica, b.ID, true
+			if err := saveMeta(a.Dir, md); err != nil {
+				t.Fatal(err)
+			}
+
+			m2 := newManager(t, Config{DataDir: dir})
+			if err := m2.Restore(ctx, []Spec{s, bs}); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []struct {
+				id, role, replicaOf string
+			}{{b.ID, RolePrimary, ""}, {a.ID, RoleReplica, b.ID}} {
+				got, err := m2.Get(want.id)
+				if err != nil || got.Status != StatusAvailable || got.Role != want.role || got.ReplicaOf != want.replicaOf {
+					t.Fatalf("%s after the restart: %+v (%v), want a %s of %q", want.id, got, err, want.role, want.replicaOf)
+				}
+			}
+			hb = mustOpen(t, b, s.MasterPassword)
+			defer hb.Close()
+			mustExec(t, hb, "INSERT INTO t VALUES (2, 'after')")
+			ha = mustOpen(t, a, s.MasterPassword)
+			defer ha.Close()
+			hasRows(t, ha, []int{1, 2}, nil)
+		})
+	}
+}
