@@ -169,9 +169,6 @@ func applyFixtures(args []string) error {
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Poll:   250 * time.Millisecond,
 	}
-	if h, err := health(client, strings.TrimSuffix(*endpoint, "/")+"/_rdslocal/health"); err == nil && h.DBBackend == "none" {
-		ap.NoDatabases = true // records only: proxy targets never become available
-	}
 	if err := ap.Apply(ctx, f, nil); err != nil {
 		return err
 	}

@@ -486,7 +486,7 @@ func TestRegisterTargets(t *testing.T) {
 	if err != nil || len(d.Targets) != 1 {
 		t.Fatalf("describe targets: %v %+v", err, d)
 	}
-	if h := d.Targets[0].TargetHealth; h.State != types.TargetStateUnavailable || h.Reason != types.TargetHealthReasonUnreachable ||
+	if h := d.Targets[0].TargetHealth; h.State != types.TargetStateUnavailable || h.Reason != types.TargetHealthReasonConnectionFailed ||
 		!strings.Contains(aws.ToString(h.Description), "--db-backend none") {
 		t.Fatalf("target health: %s %s %s", h.State, h.Reason, aws.ToString(h.Description))
 	}

@@ -296,8 +296,9 @@ func (r *RDS) outOfService(st *regionState, in *instance, writer string) (reason
 	}
 	if r.opts.Engines == nil {
 		// A record only: nothing listens at its address (or something
-		// else does), so the proxy must not dial it.
-		return "UNREACHABLE", "No database server runs behind this DB instance: rdslocal runs with --db-backend none"
+		// else does), so the proxy must not dial it. No connection can be
+		// made, as with a target the proxy cannot log in to.
+		return "CONNECTION_FAILED", "No database server runs behind this DB instance: rdslocal runs with --db-backend none"
 	}
 	g, err := r.opts.Engines.Get(primaryEID(st, in))
 	if err != nil || g.Status != engine.StatusAvailable {

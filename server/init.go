@@ -67,10 +67,6 @@ type Health struct {
 	// successfully. It stays false after a failure (Init.State failed).
 	Ready bool       `json:"ready"`
 	Init  InitStatus `json:"init"`
-	// DBBackend is what runs behind DB instances (--db-backend); with
-	// none they are records only, and their proxy targets never become
-	// available.
-	DBBackend string `json:"dbBackend"`
 }
 
 // initState is the server's start-up progress, read by the health
@@ -119,7 +115,7 @@ func (s *Server) initialize(ctx context.Context, apiURL string) {
 	start := time.Now()
 	if f := s.init.file; f != nil {
 		s.init.setPhase(PhaseFixtures)
-		ap := &fixture.Applier{Config: s.InProcessConfig(), Logger: s.log, NoDatabases: s.engines == nil}
+		ap := &fixture.Applier{Config: s.InProcessConfig(), Logger: s.log}
 		if err := ap.Apply(ctx, f, s.init.progress); err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("fixtures failed", "err", err)

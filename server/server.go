@@ -256,7 +256,7 @@ func (s *Server) Health() Health {
 		states[name] = "running"
 	}
 	st := s.initStatus()
-	return Health{Services: states, Edition: "rdslocal", Version: Version, Ready: st.State == PhaseReady, Init: st, DBBackend: s.cfg.DBBackend}
+	return Health{Services: states, Edition: "rdslocal", Version: Version, Ready: st.State == PhaseReady, Init: st}
 }
 
 // serveCA returns the local CA certificate that signs every proxy endpoint
