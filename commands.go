@@ -163,8 +163,9 @@ func applyFixtures(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	start := time.Now()
+	client := &http.Client{Timeout: 30 * time.Second}
 	ap := &fixture.Applier{
-		Config: aws.Config{BaseEndpoint: aws.String(*endpoint), HTTPClient: &http.Client{Timeout: 30 * time.Second}},
+		Config: aws.Config{BaseEndpoint: aws.String(*endpoint), HTTPClient: client},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Poll:   250 * time.Millisecond,
 	}

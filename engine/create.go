@@ -59,6 +59,11 @@ func (m *Manager) Create(ctx context.Context, s Spec) (Instance, error) {
 	return m.Get(s.ID)
 }
 
+// portAttempts bounds the ports a Create tries when each is taken between
+// the probe and the server's bind: every Manager on the machine (other
+// rdslocal processes, test runs) starts from the bottom of the same range.
+const portAttempts = 10
+
 func (m *Manager) create(ctx context.Context, inst *instance, s Spec, md *meta) error {
 	_ = os.RemoveAll(inst.dir) // a crashed Create's leftovers: no meta, so not an instance
 	if s.External != "" {
@@ -121,7 +126,7 @@ func (m *Manager) create(ctx context.Context, inst *instance, s Spec, md *meta) 
 		if race && s.Port != 0 {
 			return fmt.Errorf("%w: port %d was taken before the server bound it: %w", ErrNoFreePort, s.Port, err)
 		}
-		if s.Port != 0 || attempt == 3 || !race {
+		if s.Port != 0 || attempt == portAttempts || !race {
 			return err
 		}
 		m.log.Warn("engine: port taken before the server bound it; retrying", "id", s.ID, "port", md.Port)

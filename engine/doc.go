@@ -302,7 +302,8 @@
 // that new received it all; MariaDB: read_only (the master user has no
 // READ_ONLY ADMIN), MASTER_GTID_WAIT on new for the old binlog position,
 // then a stop — and new is promoted. If that fails before the promotion,
-// old is put back in service.
+// old is put back in service; if rdslocal stops in between, Restore
+// finishes the switchover (new is promoted, old rebuilt under it).
 //
 // Demote(id, primary) rebuilds id — a former primary, dead or alive, or
 // a replica that cannot follow — as a replica of primary, and returns once
@@ -327,15 +328,18 @@
 //
 // Writes the new primary never had are gone either way. The instance's
 // meta says Rebuild (with ReplicaOf the new primary) from the moment its
-// old role ends, so a restart of rdslocal in the middle finishes the
-// rebuild instead of starting a diverged primary.
+// old role ends — Switchover stopping it, or Promote of its replica while
+// its server is down — so a restart of rdslocal before or during Demote
+// finishes the rebuild instead of starting a diverged primary.
 //
 // # Watching the servers
 //
 // Every HealthInterval (1 s) each running spawned server is checked with a
-// query as rdsadmin: a primary reports its standbys' replay lag
-// (PostgreSQL, pg_stat_replication), a replica its replication state
-// (pg_stat_wal_receiver; SHOW SLAVE STATUS). A replica is Running when it
+// query as rdsadmin, each check with 2 s of its own (a stalled primary
+// does not eat into its replicas' checks): a primary reports its
+// standbys' replay lag (PostgreSQL, pg_stat_replication), a replica its
+// replication state (pg_stat_wal_receiver; SHOW SLAVE STATUS). A replica
+// is Running when it
 // receives from its primary (the right port, both MariaDB threads) and is
 // at most MaxReplicaLag (30 s) behind; Instance.Replication has the state
 // and, when not Running, the database's own reason. A server whose process
@@ -391,7 +395,10 @@
 // Containers), on Spec.Port or the first port of [PortMin, PortMax) —
 // default 4510 to 4559, LocalStack's external port range — that no
 // instance holds and nothing else has bound. A port lost between that
-// probe and the server's bind is retried on the next one.
+// probe and the server's bind is retried on the next one: a server counts
+// as started only once its own process listens on its port (Linux: its
+// socket in /proc), so another program's server that took the port first
+// is never taken for it.
 //
 // # Measured
 //

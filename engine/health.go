@@ -88,8 +88,6 @@ func (m *Manager) monitor() {
 // checkAll runs one round of checks, primaries first: a PostgreSQL
 // replica's lag is what its primary reports.
 func (m *Manager) checkAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
-	defer cancel()
 	m.mu.Lock()
 	var list []*instance
 	for _, inst := range m.insts {
@@ -104,7 +102,7 @@ func (m *Manager) checkAll() {
 		var wg sync.WaitGroup
 		for _, inst := range list {
 			if m.metaOf(inst).Role == role {
-				wg.Go(func() { m.checkOne(ctx, inst, lags, &mu) })
+				wg.Go(func() { m.checkOne(inst, lags, &mu) })
 			}
 		}
 		wg.Wait()
@@ -114,12 +112,17 @@ func (m *Manager) checkAll() {
 	m.resyncAll(sctx)
 }
 
-// checkOne checks one instance, unless an operation holds it.
-func (m *Manager) checkOne(ctx context.Context, inst *instance, lags map[string]map[string]time.Duration, mu *sync.Mutex) {
+// checkOne checks one instance, unless an operation holds it. Each check
+// has healthTimeout of its own: a replica's check must not inherit what is
+// left after slow checks of the primaries on a loaded machine, or a
+// healthy replica would count as not answering.
+func (m *Manager) checkOne(inst *instance, lags map[string]map[string]time.Duration, mu *sync.Mutex) {
 	if !inst.op.TryLock() {
 		return
 	}
 	defer inst.op.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+	defer cancel()
 	m.mu.Lock()
 	md, status, srv := inst.meta, inst.status, inst.srv
 	m.mu.Unlock()

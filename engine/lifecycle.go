@@ -19,6 +19,7 @@ func (m *Manager) startServer(inst *instance, in install, r runAs, md meta) (*se
 	if err != nil {
 		return nil, err
 	}
+	srv.port = md.Port
 	m.mu.Lock()
 	inst.srv, inst.sync, inst.syncOff = srv, nil, false
 	m.mu.Unlock()

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,7 @@ type server struct {
 	pid     int
 	dir     string // instance directory: log and pid file
 	data    string // its data directory, every server process's working directory
+	port    int    // the port it listens on, on 127.0.0.1 (0: not known)
 	stopSig syscall.Signal
 	done    chan struct{} // closed once the process has exited
 	err     error         // exit status; valid after done
@@ -159,15 +161,24 @@ func logTail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// errNotListening: the server does not listen on its port yet.
+var errNotListening = errors.New("the server does not listen on its port yet")
+
 // waitReady polls try until it succeeds, the server exits, fatal(err)
-// says retrying is pointless, or the ready timeout passes.
+// says retrying is pointless, or the ready timeout passes. try runs only
+// once the server's own process listens on its port: another program may
+// have taken the port after it was found free (other servers on the
+// machine use the same range), and its answers must not pass for ours.
 func (m *Manager) waitReady(ctx context.Context, s *server, try func(context.Context) error, fatal func(error) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, m.readyTimeout)
 	defer cancel()
 	for {
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		err := try(actx)
-		acancel()
+		err := errNotListening
+		if ours, lerr := listensOn(s.pid, s.port); ours || lerr != nil || s.port == 0 {
+			actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+			err = try(actx)
+			acancel()
+		}
 		if err == nil {
 			return nil
 		}

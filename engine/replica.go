@@ -44,12 +44,43 @@ func (m *Manager) promoteLocked(ctx context.Context, inst *instance) error {
 		return fmt.Errorf("promote %s: %w", md.ID, err)
 	}
 	old := md.ReplicaOf
+	m.retireFormer(old, md.ID, md.Sync)
 	md.Role, md.ReplicaOf = RolePrimary, ""
 	if err := saveMeta(inst.dir, md); err != nil {
 		return err
 	}
 	m.setState(inst, func() { inst.meta, inst.repl = md, Replication{} }, StatusAvailable, "change", "promoted", "formerReplicaOf", old)
 	return nil
+}
+
+// retireFormer marks oldID, the primary a replica was just promoted away
+// from, to be rebuilt as a replica of newID (as Switchover does for a
+// live one) when its server is not running: it died, and a failover
+// replaced it. Its next start then rebuilds it (Demote does it at once),
+// so a restart of rdslocal before the Demote does not bring it back as a
+// second, diverged primary. A running primary (a promotion beside it) and
+// one busy with an operation are left alone.
+func (m *Manager) retireFormer(oldID, newID string, sync bool) {
+	m.mu.Lock()
+	p := m.insts[oldID]
+	m.mu.Unlock()
+	if p == nil || !p.op.TryLock() {
+		return
+	}
+	defer p.op.Unlock()
+	md := m.metaOf(p)
+	if md.Role != RolePrimary || md.External || md.Backend == BackendDocker || m.running(p, md) == nil {
+		return
+	}
+	md.Role, md.ReplicaOf, md.Rebuild, md.Sync = RoleReplica, newID, true, sync
+	if err := saveMeta(p.dir, md); err != nil {
+		m.log.Warn("engine: cannot mark the former primary for a rebuild", "id", oldID, "err", err)
+		return
+	}
+	m.mu.Lock()
+	p.meta = md
+	m.mu.Unlock()
+	m.log.Info("engine: former primary to be rebuilt as a replica", "id", oldID, "replicaOf", newID)
 }
 
 // catchUpTimeout bounds the wait for a replica to take what a sibling

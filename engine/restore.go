@@ -52,13 +52,14 @@ func (m *Manager) loadInstances() error {
 // every instance's failure; a failed instance stays registered with
 // status failed, so Reboot can retry it or Delete remove it.
 func (m *Manager) Restore(ctx context.Context, specs []Spec) error {
+	finish := m.unfinishedSwitchovers()
 	var first, second []Spec
 	for _, s := range specs {
 		m.mu.Lock()
 		inst := m.insts[s.ID]
 		replica := s.ReplicaOf != ""
 		if inst != nil {
-			replica = inst.meta.Role == RoleReplica
+			replica = inst.meta.Role == RoleReplica && !finish[s.ID]
 		}
 		m.mu.Unlock()
 		if replica {
@@ -73,7 +74,7 @@ func (m *Manager) Restore(ctx context.Context, specs []Spec) error {
 		var wg sync.WaitGroup
 		for _, s := range group {
 			wg.Go(func() {
-				if err := m.restoreOne(ctx, s); err != nil {
+				if err := m.restoreOne(ctx, s, finish[s.ID]); err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -85,7 +86,30 @@ func (m *Manager) Restore(ctx context.Context, specs []Spec) error {
 	return errors.Join(errs...)
 }
 
-func (m *Manager) restoreOne(ctx context.Context, s Spec) error {
+// unfinishedSwitchovers finds the replicas a Switchover was promoting
+// when rdslocal stopped: their primary is stopped and marked to be rebuilt
+// as their replica (Rebuild, ReplicaOf them), but they are still its
+// replica. The hand-over had sent them every write before the mark, so
+// Restore promotes them first; the former primary is then rebuilt under
+// them as usual.
+func (m *Manager) unfinishedSwitchovers() map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for _, a := range m.insts {
+		if !a.meta.Rebuild {
+			continue
+		}
+		if b := m.insts[a.meta.ReplicaOf]; b != nil && b.meta.Role == RoleReplica && b.meta.ReplicaOf == a.meta.ID {
+			out[b.meta.ID] = true
+		}
+	}
+	return out
+}
+
+// restoreOne brings one instance back; promote finishes a switchover to it
+// (see unfinishedSwitchovers).
+func (m *Manager) restoreOne(ctx context.Context, s Spec, promote bool) error {
 	m.mu.Lock()
 	known := m.insts[s.ID] != nil
 	m.mu.Unlock()
@@ -111,5 +135,9 @@ func (m *Manager) restoreOne(ctx context.Context, s Spec) error {
 	if m.running(inst, md) == nil {
 		return nil
 	}
-	return m.startExisting(ctx, inst, md)
+	if err := m.startExisting(ctx, inst, md); err != nil || !promote {
+		return err
+	}
+	m.log.Warn("engine: finishing a switchover that stopped before its promotion", "id", md.ID, "formerPrimary", md.ReplicaOf)
+	return m.promoteLocked(ctx, inst)
 }

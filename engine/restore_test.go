@@ -186,3 +186,130 @@ func childMain(t *testing.T, dir string) {
 	os.Stdout.WriteString("READY " + strconv.Itoa(inst.PID) + "\n")
 	time.Sleep(time.Minute)
 }
+
+// TestRestartAfterPromotion: a primary that died and whose replica was
+// promoted never comes back as a primary, even if rdslocal stops before
+// it is demoted (Demote would rebuild it): the next Manager rebuilds it as
+// a replica of the promoted one.
+func TestRestartAfterPromotion(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.engine)
+			ctx := ctxT(t)
+			dir := newDir(t)
+			m1 := newManager(t, Config{DataDir: dir})
+			evs := watch(m1)
+			s := spec(e.engine, "pr-a")
+			a, err := m1.Create(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs := Spec{ID: id("pr-b"), Engine: e.engine, ReplicaOf: a.ID}
+			b, err := m1.Create(ctx, bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ha := mustOpen(t, a, s.MasterPassword)
+			mustExec(t, ha, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))", "INSERT INTO t VALUES (1, 'before')")
+			ha.Close()
+			hb := mustOpen(t, b, s.MasterPassword)
+			hasRows(t, hb, []int{1}, nil)
+			hb.Close()
+			_ = syscall.Kill(m1.instPID(a.ID), syscall.SIGKILL)
+			evs.wait(t, a.ID, EventDown, 10*time.Second)
+			if err := m1.Promote(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			// rdslocal stops here, before Demote(a, b).
+			if err := m1.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			m2 := newManager(t, Config{DataDir: dir})
+			if err := m2.Restore(ctx, []Spec{s, bs}); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []struct {
+				id, role, replicaOf string
+			}{{a.ID, RoleReplica, b.ID}, {b.ID, RolePrimary, ""}} {
+				got, err := m2.Get(want.id)
+				if err != nil || got.Status != StatusAvailable || got.Role != want.role || got.ReplicaOf != want.replicaOf {
+					t.Fatalf("%s after the restart: %+v (%v), want a %s of %q", want.id, got, err, want.role, want.replicaOf)
+				}
+			}
+			hb = mustOpen(t, b, s.MasterPassword)
+			defer hb.Close()
+			mustExec(t, hb, "INSERT INTO t VALUES (2, 'after')")
+			ha = mustOpen(t, a, s.MasterPassword)
+			defer ha.Close()
+			hasRows(t, ha, []int{1, 2}, nil)
+			if r := role(t, ha, e.engine); r != RoleReplica {
+				t.Fatalf("the former primary came back as a %s", r)
+			}
+		})
+	}
+}
+
+// TestRestartMidSwitchover: rdslocal stops in the middle of a Switchover,
+// after the old primary was stopped with everything sent to the new one
+// and marked to be rebuilt as its replica, but before the new one was
+// promoted. The next Manager finishes the switchover: the new one is
+// promoted, the old one rebuilt under it; nothing is lost.
+func TestRestartMidSwitchover(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			requireEngine(t, e.engine)
+			ctx := ctxT(t)
+			dir := newDir(t)
+			m1 := newManager(t, Config{DataDir: dir})
+			s := spec(e.engine, "ms-a")
+			a, err := m1.Create(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs := Spec{ID: id("ms-b"), Engine: e.engine, ReplicaOf: a.ID}
+			b, err := m1.Create(ctx, bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ha := mustOpen(t, a, s.MasterPassword)
+			mustExec(t, ha, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))", "INSERT INTO t VALUES (1, 'before')")
+			ha.Close()
+			hb := mustOpen(t, b, s.MasterPassword)
+			hasRows(t, hb, []int{1}, nil)
+			hb.Close()
+			if err := m1.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// What Switchover saves once the old primary handed over and
+			// stopped; rdslocal dies before the promotion.
+			md, err := loadMeta(a.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			md.Role, md.ReplicaOf, md.Rebuild = RoleReplica, b.ID, true
+			if err := saveMeta(a.Dir, md); err != nil {
+				t.Fatal(err)
+			}
+
+			m2 := newManager(t, Config{DataDir: dir})
+			if err := m2.Restore(ctx, []Spec{s, bs}); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []struct {
+				id, role, replicaOf string
+			}{{b.ID, RolePrimary, ""}, {a.ID, RoleReplica, b.ID}} {
+				got, err := m2.Get(want.id)
+				if err != nil || got.Status != StatusAvailable || got.Role != want.role || got.ReplicaOf != want.replicaOf {
+					t.Fatalf("%s after the restart: %+v (%v), want a %s of %q", want.id, got, err, want.role, want.replicaOf)
+				}
+			}
+			hb = mustOpen(t, b, s.MasterPassword)
+			defer hb.Close()
+			mustExec(t, hb, "INSERT INTO t VALUES (2, 'after')")
+			ha = mustOpen(t, a, s.MasterPassword)
+			defer ha.Close()
+			hasRows(t, ha, []int{1, 2}, nil)
+		})
+	}
+}

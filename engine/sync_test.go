@@ -2,11 +2,8 @@ package engine
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,21 +61,7 @@ func waitSync(t *testing.T, m *Manager, id string, want ...string) {
 // die (PostgreSQL's backends each lead their own session).
 func killServerNow(t *testing.T, inst Instance) {
 	t.Helper()
-	data, err := filepath.EvalSymlinks(filepath.Join(inst.Dir, dataName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
-	for _, c := range cwds {
-		if dir, err := os.Readlink(c); err == nil && dir == data {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(c)))
-			pids = append(pids, pid)
-		}
-	}
-	if len(pids) == 0 {
-		t.Fatalf("no process of %s's server", inst.ID)
-	}
+	pids := serverPIDs(t, inst)
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGSTOP)
 	}

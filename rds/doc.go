@@ -12,9 +12,15 @@
 // What RDS needs from the outside world enters through narrow seams in
 // Options: the address plan for proxy endpoints (addressing.go), the engine
 // layer that runs the real servers behind DB instances (Engines, driven in
-// the background by lifecycle.go), and the data plane that runs the proxy
-// listeners (DataPlane, handed the desired state of every proxy by
-// dataplane.go after each change).
+// the background by lifecycle.go; CreateDBInstance, RebootDBInstance and
+// DeleteDBInstance answer once the operation ended, up to settleWait, so a
+// waiter's first describe sees the outcome), and the data plane that runs
+// the proxy listeners (DataPlane, handed the desired state of every proxy
+// by dataplane.go after each change).
+//
+// With no Engines (--db-backend none) instances are records: they report
+// available, but no server runs behind them, so they are no proxy targets
+// (UNAVAILABLE in DescribeDBProxyTargets).
 //
 // High availability (failover.go): FailoverDBCluster, RebootDBInstance with
 // ForceFailover, and what the engine layer reports through Engines.Watch (a
@@ -31,7 +37,9 @@
 // step. An instance is handed to the data plane only while it serves its
 // role (targets.go, outOfService): a writer that is down or handing over,
 // or a reader that does not replicate from the writer, is no target of any
-// endpoint, and DescribeDBProxyTargets says why. events.go keeps each
+// endpoint, and DescribeDBProxyTargets says why. After a restart the
+// records follow the roles the engine layer saved (followEngineRoles), as
+// rdslocal may have stopped between a failover's steps. events.go keeps each
 // region's event log (RDS's event ids and messages) and serves
 // DescribeEvents.
 package rds

@@ -73,6 +73,15 @@ func (r *RDS) instanceXML(st *regionState, in *instance, status string) xmlDBIns
 	if in.Cluster != "" {
 		x.PromotionTier = in.PromotionTier
 	}
+	if in.MultiAZ && in.Cluster == "" {
+		// The standby is in another zone of the region; after a failover
+		// the instance is served from there.
+		primary, secondary := in.AvailabilityZone, standbyZone(in.AvailabilityZone)
+		if in.StandbyActive {
+			primary, secondary = secondary, primary
+		}
+		x.AvailabilityZone, x.SecondaryAvailabilityZone = primary, secondary
+	}
 	if in.StatusMessage != "" {
 		x.StatusInfos = xmlStatusInfos{{StatusType: "rdslocal", Normal: false, Status: in.Status, Message: in.StatusMessage}}
 	}
@@ -83,6 +92,18 @@ func (r *RDS) instanceXML(st *regionState, in *instance, status string) xmlDBIns
 		x.TagList = xmlTagList{}
 	}
 	return x
+}
+
+// standbyZone is the zone of a Multi-AZ standby: the region's zone "b",
+// or "a" when the primary is in "b".
+func standbyZone(az string) string {
+	if az == "" {
+		return ""
+	}
+	if strings.HasSuffix(az, "b") {
+		return az[:len(az)-1] + "a"
+	}
+	return az[:len(az)-1] + "b"
 }
 
 // externalEndpointTag on CreateDBInstance makes the instance an existing
@@ -100,6 +121,10 @@ func licenseModel(engine string) string {
 }
 
 func (r *RDS) createDBInstance(c *api.Call) (any, error) {
+	// Answered once the engine operation ended (or settleWait passed),
+	// after r.mu is released.
+	var started <-chan struct{}
+	defer func() { awaitSettled(c.Ctx, started) }()
 	var in struct {
 		DBInstanceIdentifier            string
 		DBInstanceClass                 string
@@ -251,7 +276,7 @@ func (r *RDS) createDBInstance(c *api.Call) (any, error) {
 	inst.Status, inst.EngineID = "creating", engineID(st, inst.ID)
 	st.Instances[inst.ID] = inst
 	out := r.instanceXML(st, inst, "creating")
-	r.startCreate(st, inst)
+	started = r.startCreate(st, inst)
 	return struct{ DBInstance xmlDBInstance }{out}, nil
 }
 
@@ -459,6 +484,10 @@ func (r *RDS) renameInstance(st *regionState, inst *instance, newID string) {
 }
 
 func (r *RDS) deleteDBInstance(c *api.Call) (any, error) {
+	// Answered once the engine operation ended (or settleWait passed),
+	// after r.mu is released.
+	var started <-chan struct{}
+	defer func() { awaitSettled(c.Ctx, started) }()
 	var in struct {
 		DBInstanceIdentifier      string
 		SkipFinalSnapshot         *bool
@@ -485,11 +514,15 @@ func (r *RDS) deleteDBInstance(c *api.Call) (any, error) {
 		return nil, invalidInstanceState("Instance %s is already being deleted.", inst.ID)
 	}
 	out := r.instanceXML(st, inst, "deleting")
-	r.startDelete(st, inst)
+	started = r.startDelete(st, inst)
 	return struct{ DBInstance xmlDBInstance }{out}, nil
 }
 
 func (r *RDS) rebootDBInstance(c *api.Call) (any, error) {
+	// Answered once the engine operation ended (or settleWait passed),
+	// after r.mu is released.
+	var started <-chan struct{}
+	defer func() { awaitSettled(c.Ctx, started) }()
 	var in struct {
 		DBInstanceIdentifier string
 		ForceFailover        *bool
@@ -522,6 +555,6 @@ func (r *RDS) rebootDBInstance(c *api.Call) (any, error) {
 		}()
 		return struct{ DBInstance xmlDBInstance }{out}, nil
 	}
-	r.startReboot(st, inst, nil)
+	started = r.startReboot(st, inst, nil)
 	return struct{ DBInstance xmlDBInstance }{out}, nil
 }

@@ -88,9 +88,12 @@ func (r *RDS) specFor(st *regionState, in *instance) engine.Spec {
 // transition runs an engine operation for one instance in the background
 // and records its outcome: status ok on success, failed with the reason on
 // error. The record may have been deleted meanwhile; then nothing changes.
-// After a success done, if not nil, runs under r.mu.
-func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx context.Context) (*engine.Instance, error), done func()) {
+// After a success done, if not nil, runs under r.mu. The channel closes
+// once the outcome is recorded.
+func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx context.Context) (*engine.Instance, error), done func()) <-chan struct{} {
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
 		got, err := op(ctx)
@@ -112,6 +115,30 @@ func (r *RDS) transition(st *regionState, in *instance, ok string, op func(ctx c
 		r.mu.Unlock()
 		r.changed()
 	}()
+	return finished
+}
+
+// settleWait bounds how long CreateDBInstance, RebootDBInstance and
+// DeleteDBInstance wait for the engine operation they start before they
+// answer. The answer still shows the status at the call (creating,
+// rebooting, deleting), as AWS's does; but the next Describe then shows
+// the outcome, so `aws rds wait …` (which polls every 30 s) and SDK
+// waiters return at once instead of sleeping through an operation that
+// takes a second.
+const settleWait = 20 * time.Second
+
+// awaitSettled waits for done (nil: nothing to wait for) up to settleWait.
+func awaitSettled(ctx context.Context, done <-chan struct{}) {
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // changed tells the server that state changed outside a request, so it is
@@ -124,15 +151,15 @@ func (r *RDS) changed() {
 }
 
 // startCreate provisions the server of a new instance record.
-func (r *RDS) startCreate(st *regionState, in *instance) {
+func (r *RDS) startCreate(st *regionState, in *instance) <-chan struct{} {
 	if r.opts.Engines == nil {
 		in.Status = "available"
 		r.event(st, srcInstance, in.ID, "RDS-EVENT-0005", "creation", "DB instance created.")
-		return
+		return nil
 	}
 	spec, sbID := r.specFor(st, in), standbyEID(st, in)
 	multiAZ := in.MultiAZ && in.Cluster == "" && in.ExternalEndpoint == ""
-	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
+	return r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		got, err := r.opts.Engines.Create(ctx, spec)
 		if errors.Is(err, engine.ErrNoFreePort) && spec.Port != 0 && in.ExternalEndpoint == "" {
 			// Another program took the port we chose before the server
@@ -183,15 +210,18 @@ func (r *RDS) deleteStandby(ctx context.Context, id string) {
 	}
 }
 
-// startDelete stops and removes the server, then the record.
-func (r *RDS) startDelete(st *regionState, in *instance) {
+// startDelete stops and removes the server, then the record; the
+// channel closes once the record is gone.
+func (r *RDS) startDelete(st *regionState, in *instance) <-chan struct{} {
 	if r.opts.Engines == nil {
 		r.forgetInstance(st, in)
-		return
+		return nil
 	}
 	in.Status = "deleting"
 	id, sb := primaryEID(st, in), standbyEID(st, in)
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 		defer cancel()
 		r.deleteStandby(ctx, sb)
@@ -206,6 +236,7 @@ func (r *RDS) startDelete(st *regionState, in *instance) {
 		r.mu.Unlock()
 		r.changed()
 	}()
+	return finished
 }
 
 // forgetInstance removes a deleted instance's record, and the instance
@@ -225,17 +256,17 @@ func (r *RDS) forgetInstance(st *regionState, in *instance) {
 }
 
 // startReboot restarts the server; then, if not nil, runs under r.mu.
-func (r *RDS) startReboot(st *regionState, in *instance, then func()) {
+func (r *RDS) startReboot(st *regionState, in *instance, then func()) <-chan struct{} {
 	if r.opts.Engines == nil {
 		r.event(st, srcInstance, in.ID, "RDS-EVENT-0006", "availability", "DB instance restarted.")
 		if then != nil {
 			then()
 		}
-		return
+		return nil
 	}
 	in.Status = "rebooting"
 	id := primaryEID(st, in)
-	r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
+	return r.transition(st, in, "available", func(ctx context.Context) (*engine.Instance, error) {
 		return nil, r.opts.Engines.Reboot(ctx, id)
 	}, func() {
 		r.event(st, srcInstance, in.ID, "RDS-EVENT-0006", "availability", "DB instance restarted.")
@@ -331,6 +362,7 @@ func (r *RDS) StartEngines(ctx context.Context) {
 	}
 	err := r.opts.Engines.Restore(ctx, specs)
 	r.mu.Lock()
+	r.followEngineRoles()
 	for _, rc := range recs {
 		got, gerr := r.opts.Engines.Get(primaryEID(rc.st, rc.in))
 		switch {
@@ -339,10 +371,68 @@ func (r *RDS) StartEngines(ctx context.Context) {
 		case got.Status == engine.StatusAvailable:
 			rc.in.Status, rc.in.StatusMessage = "available", ""
 			rc.in.Address, rc.in.Port, rc.in.EngineVersion = got.Host, got.Port, got.EngineVersion
+			r.addrs.claimPort(got.Port) // another server's after a Multi-AZ failover
 		default:
 			rc.in.Status, rc.in.StatusMessage = "failed", fmt.Sprintf("server did not come back: %v", err)
 		}
 	}
 	r.mu.Unlock()
 	r.changed()
+}
+
+// followEngineRoles makes the records say what the engine layer saved
+// about each server's role, after a restart. The engine layer saves a
+// failover's steps (a switchover, a promotion) before the records follow
+// them, so rdslocal stopped in between would otherwise report a replica
+// as the writer and send the proxies' writes to it. Where the engine
+// layer shows no single primary (it is itself between two steps), the
+// records stay as they are. The caller holds r.mu.
+func (r *RDS) followEngineRoles() {
+	get := func(eid string) (engine.Instance, bool) {
+		g, err := r.opts.Engines.Get(eid)
+		return g, err == nil
+	}
+	for _, st := range r.states {
+		for _, in := range st.Instances {
+			if !in.MultiAZ || in.Cluster != "" || in.ExternalEndpoint != "" || in.Status == "deleting" {
+				continue
+			}
+			p, okP := get(primaryEID(st, in))
+			s, okS := get(standbyEID(st, in))
+			if okP && okS && p.Role == engine.RoleReplica && s.Role == engine.RolePrimary {
+				r.log.Warn("the Multi-AZ standby had taken over before rdslocal stopped; the records follow", "instance", in.ID)
+				in.StandbyActive = !in.StandbyActive
+			}
+		}
+		byEID := map[string]*instance{}
+		for _, in := range st.Instances {
+			byEID[primaryEID(st, in)] = in
+		}
+		for _, cl := range st.Clusters {
+			members := clusterMembers(st, cl.ID)
+			var primaries []*instance
+			for _, m := range members {
+				if g, ok := get(primaryEID(st, m)); ok && g.Role == engine.RolePrimary {
+					primaries = append(primaries, m)
+				}
+			}
+			if len(primaries) != 1 {
+				continue
+			}
+			w := primaries[0]
+			if w.ID != r.clusterWriter(st, cl) {
+				r.log.Warn("a failover had promoted another writer before rdslocal stopped; the records follow", "cluster", cl.ID, "writer", w.ID)
+				cl.Writer = w.ID
+			}
+			for _, m := range members {
+				g, ok := get(primaryEID(st, m))
+				switch {
+				case m == w:
+					m.ReplicaOf = ""
+				case ok && g.Role == engine.RoleReplica && byEID[g.ReplicaOf] != nil:
+					m.ReplicaOf = byEID[g.ReplicaOf].ID
+				}
+			}
+		}
+	}
 }

@@ -282,7 +282,8 @@ func (r *RDS) targetRows(st *regionState, p *proxy, registering bool) api.List[x
 }
 
 // outOfService says why an instance cannot serve as a proxy target in its
-// role ("" when it can): it is not available, its server is down, or —
+// role ("" when it can): it is not available, no server runs behind it
+// (--db-backend none), its server is down, or —
 // for a reader — it does not replicate from the writer (not re-pointed
 // yet after a failover, replication stopped, or too far behind). Such an
 // instance is not handed to the data plane. The caller holds r.mu.
@@ -290,8 +291,14 @@ func (r *RDS) outOfService(st *regionState, in *instance, writer string) (reason
 	if in == nil || in.Status != "available" {
 		return "UNREACHABLE", "DB instance is not available"
 	}
-	if r.opts.Engines == nil || in.ExternalEndpoint != "" {
+	if in.ExternalEndpoint != "" {
 		return "", ""
+	}
+	if r.opts.Engines == nil {
+		// A record only: nothing listens at its address (or something
+		// else does), so the proxy must not dial it. No connection can be
+		// made, as with a target the proxy cannot log in to.
+		return "CONNECTION_FAILED", "No database server runs behind this DB instance: rdslocal runs with --db-backend none"
 	}
 	g, err := r.opts.Engines.Get(primaryEID(st, in))
 	if err != nil || g.Status != engine.StatusAvailable {

@@ -137,6 +137,7 @@ type xmlDBInstance struct {
 	BackupRetentionPeriod            int
 	VpcSecurityGroups                xmlSecurityGroups
 	AvailabilityZone                 string
+	SecondaryAvailabilityZone        string `xml:",omitempty"`
 	PreferredMaintenanceWindow       string
 	PendingModifiedValues            xmlPending
 	MultiAZ                          bool

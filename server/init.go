@@ -148,8 +148,12 @@ func (s *Server) hookRegion() string {
 // subdirectories), each to its end even when one fails. It reports
 // whether all succeeded.
 func (s *Server) runHooks(ctx context.Context, apiURL string) bool {
-	dir := filepath.Join(s.cfg.InitDir, "ready.d")
-	paths, err := hookFiles(dir)
+	// Absolute, since each hook runs in its own directory.
+	dir, err := filepath.Abs(filepath.Join(s.cfg.InitDir, "ready.d"))
+	var paths []string
+	if err == nil {
+		paths, err = hookFiles(dir)
+	}
 	if err != nil {
 		s.init.fail(fmt.Sprintf("init hooks: %v", err))
 		return false

@@ -266,13 +266,6 @@ func (s *Server) serveCA(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(s.ca.CertPEM())
 }
 
-// serveMetrics renders the proxies' metrics (RDS CloudWatch names) in the
-// Prometheus text format.
-func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	s.proxies.WriteMetrics(w)
-}
-
 // Engines is the engine layer running the DB instances' servers (nil with
 // --db-backend none).
 func (s *Server) Engines() *engine.Manager { return s.engines }

@@ -327,6 +327,10 @@ func (h *ha) wantEvents(t *testing.T, srcType types.SourceType, id string, want 
 	}
 }
 
+// errFormerWriter: a write succeeded, but on the writer a failover is
+// replacing (the failover had not begun yet).
+var errFormerWriter = errors.New("written on the former writer")
+
 // writeUntilOK writes through exec until a write succeeds and returns how
 // long it took and how many attempts failed.
 func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, int) {
@@ -337,6 +341,10 @@ func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, 
 		err := exec()
 		if err == nil {
 			return time.Since(start), failed
+		}
+		if errors.Is(err, errFormerWriter) {
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		if failed == 0 {
 			t.Logf("%s: first failed write after %v: %v", what, time.Since(start).Round(time.Millisecond), err)
@@ -349,12 +357,13 @@ func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, 
 	}
 }
 
-// probeWrites writes through the proxy until a write succeeds: a client
-// that keeps working through a failover. A statement in flight when the
-// writer goes away fails, as on RDS Proxy, and may end the session; the
-// client then connects again. It returns how long it took and how many
-// attempts failed.
-func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, next func() int) (time.Duration, int) {
+// probeWrites writes through the proxy until a write succeeds on a server
+// other than the former writer's (port formerPort): a client that keeps
+// working through a failover. A statement in flight when the writer goes
+// away fails, as on RDS Proxy, and may end the session; the client then
+// connects again. It returns how long it took and how many attempts
+// failed.
+func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, formerPort int32, next func() int) (time.Duration, int) {
 	t.Helper()
 	ctx := context.Background()
 	return writeUntilOK(t, "client writing through the proxy", func() error {
@@ -366,7 +375,11 @@ func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, next func() int) (t
 			}
 			t.Cleanup(func() { c.Close(ctx) })
 		}
-		_, err := c.Exec(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'probe')", next()))
+		var port int32
+		err := c.QueryRow(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'probe') RETURNING inet_server_port()", next())).Scan(&port)
+		if err == nil && port == formerPort {
+			return errFormerWriter
+		}
 		return err
 	})
 }
@@ -444,6 +457,7 @@ func TestClusterFailoverDemotes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			formerPort := *h.instance(t, cl+"-1").Endpoint.Port
 			if _, err := h.rc.FailoverDBCluster(ctx, &rds.FailoverDBClusterInput{DBClusterIdentifier: aws.String(cl)}); err != nil {
 				t.Fatal(err)
 			}
@@ -451,7 +465,7 @@ func TestClusterFailoverDemotes(t *testing.T) {
 			var failed int
 			if isPG(engine) {
 				n := 10
-				took, failed = probeWrites(t, endpoint, probe, func() int { n++; return n })
+				took, failed = probeWrites(t, endpoint, probe, formerPort, func() int { n++; return n })
 				t.Logf("figure: %s FailoverDBCluster call → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 			} else {
 				took, _ = writeUntilOK(t, "write on the new writer", func() error {
@@ -532,7 +546,7 @@ func TestWriterKilledFailsOver(t *testing.T) {
 			var failed int
 			n := 10
 			if isPG(engine) {
-				took, failed = probeWrites(t, endpoint, probe, func() int { n++; return n })
+				took, failed = probeWrites(t, endpoint, probe, int32(srv.Port), func() int { n++; return n })
 				t.Logf("figure: %s writer SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 				c := viaProxy(t, endpoint)
 				if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2, 'new-client')"); err != nil {
@@ -616,13 +630,18 @@ func TestMultiAZForceFailover(t *testing.T) {
 					t.Fatal(err)
 				}
 				if isPG(engine) {
-					took, failed := probeWrites(t, endpoint, probe, func() int { n++; return n })
+					took, failed := probeWrites(t, endpoint, probe, *before.Endpoint.Port, func() int { n++; return n })
 					t.Logf("figure: %s Multi-AZ force failover %d: call → first write through the proxy: %v (%d failed attempts)", engine, round+1, took.Round(time.Millisecond), failed)
 					probe = nil // probeWrites may have replaced it; a fresh one next round
 				}
 				after := waitAvailable(t, h.rc, id)
 				if *after.Endpoint.Port == *before.Endpoint.Port {
 					t.Fatalf("round %d: the instance's endpoint did not move to the promoted standby", round+1)
+				}
+				if aws.ToString(after.AvailabilityZone) != aws.ToString(before.SecondaryAvailabilityZone) ||
+					aws.ToString(after.SecondaryAvailabilityZone) != aws.ToString(before.AvailabilityZone) || *after.AvailabilityZone == *before.AvailabilityZone {
+					t.Fatalf("round %d: zones %s/%s before, %s/%s after: the standby's zone did not become the instance's", round+1,
+						aws.ToString(before.AvailabilityZone), aws.ToString(before.SecondaryAvailabilityZone), aws.ToString(after.AvailabilityZone), aws.ToString(after.SecondaryAvailabilityZone))
 				}
 				deadline := time.Now().Add(time.Minute)
 				for {
@@ -662,7 +681,7 @@ func TestMultiAZForceFailover(t *testing.T) {
 			}
 			killServer(t, prim.Dir)
 			if isPG(engine) {
-				took, failed := probeWrites(t, endpoint, nil, func() int { n++; return n })
+				took, failed := probeWrites(t, endpoint, nil, *before.Endpoint.Port, func() int { n++; return n })
 				t.Logf("figure: %s Multi-AZ primary SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 			}
 			deadline := time.Now().Add(time.Minute)
@@ -785,4 +804,64 @@ func serverPIDs(t *testing.T, instanceDir string) []int {
 		t.Fatalf("no process of the server in %s", data)
 	}
 	return pids
+}
+
+// TestRestartMidFailover: rdslocal stops between a failover's step in
+// the engine layer and the records that follow it (here the engine layer
+// hands over alone, as if rdslocal had died before saving the records).
+// After the restart the records follow the servers: DescribeDBClusters
+// names the promoted writer, the former writer rejoins as its reader, the
+// proxy writes to the new writer, and a Multi-AZ instance serves from its
+// promoted standby.
+func TestRestartMidFailover(t *testing.T) {
+	dir := searchableTempDir(t)
+	start := func() *ha {
+		emu := testsuite.Start(t, testsuite.WithDataDir(dir))
+		return &ha{emu: emu, rc: rds.NewFromConfig(emu.AWSConfig), sm: secretsmanager.NewFromConfig(emu.AWSConfig)}
+	}
+	h := start()
+	ctx := context.Background()
+	const engine, cl, maz = "aurora-postgresql", "mid", "mid-maz"
+	h.cluster(t, engine, cl, member{"mid-1", "db.r6g.large", 1}, member{"mid-2", "db.r6g.large", 1})
+	endpoint := h.proxy(t, engine, "mid-proxy", cl, "")
+	if _, err := h.rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String(maz), DBInstanceClass: aws.String("db.t3.micro"),
+		Engine: aws.String("postgres"), MasterUsername: aws.String("master"), MasterUserPassword: aws.String(haPassword), DBName: aws.String("app"),
+		MultiAZ: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	before := waitAvailable(t, h.rc, maz)
+	for _, id := range []string{"mid-1", maz} {
+		db := h.open(t, "postgres", id)
+		for _, s := range []string{"CREATE TABLE t (id int PRIMARY KEY, v varchar(20))", "INSERT INTO t VALUES (1, 'before')"} {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+	}
+	eng := h.emu.Server.Engines()
+	if err := eng.Switchover(ctx, eid("mid-1"), eid("mid-2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Switchover(ctx, eid(maz), eid(maz)+".standby"); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.Stop()
+
+	h = start()
+	h.settle(t, cl, "mid-2", "mid-proxy", "mid-1", "mid-2")
+	h.rolesAgree(t, engine, cl, "mid-proxy")
+	c := viaProxy(t, endpoint)
+	if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2, 'via-proxy')"); err != nil {
+		t.Fatalf("write through the proxy after the restart: %v", err)
+	}
+	hasRow(t, h.open(t, engine, "mid-1"), 2)
+
+	after := waitAvailable(t, h.rc, maz)
+	if *after.Endpoint.Port == *before.Endpoint.Port {
+		t.Fatalf("the Multi-AZ instance's endpoint is still the former primary's port %d", *before.Endpoint.Port)
+	}
+	if _, err := h.open(t, "postgres", maz).Exec("INSERT INTO t VALUES (2, 'after')"); err != nil {
+		t.Fatalf("write on the Multi-AZ instance after the restart: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package testsuite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -69,6 +70,22 @@ func waitAvailable(t *testing.T, c *rds.Client, id string) types.DBInstance {
 	}
 }
 
+// statusNow checks an instance's status without waiting ("": it is gone).
+func statusNow(t *testing.T, c *rds.Client, id, want string) {
+	t.Helper()
+	out, err := c.DescribeDBInstances(context.Background(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
+	var nf *types.DBInstanceNotFoundFault
+	switch {
+	case want == "" && errors.As(err, &nf):
+	case err != nil:
+		t.Fatalf("describe %s: %v", id, err)
+	case want == "":
+		t.Fatalf("%s is still there (%s)", id, *out.DBInstances[0].DBInstanceStatus)
+	case *out.DBInstances[0].DBInstanceStatus != want:
+		t.Fatalf("%s is %s, want %s at once", id, *out.DBInstances[0].DBInstanceStatus, want)
+	}
+}
+
 // TestInstancesRunRealServers drives a DB instance of each engine through
 // the RDS API and checks the real server behind it at every step.
 func TestInstancesRunRealServers(t *testing.T) {
@@ -86,6 +103,10 @@ func TestInstancesRunRealServers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// CreateDBInstance answers "creating" once the server is
+			// ready, so the next describe (a waiter's first) says
+			// available.
+			statusNow(t, c, id, "available")
 			inst := waitAvailable(t, c, id)
 			t.Logf("%s: CreateDBInstance to available in %v, version %s", engine, time.Since(start).Round(time.Millisecond), *inst.EngineVersion)
 			host, port := *inst.Endpoint.Address, int(*inst.Endpoint.Port)
@@ -104,7 +125,7 @@ func TestInstancesRunRealServers(t *testing.T) {
 			if _, err := c.RebootDBInstance(ctx, &rds.RebootDBInstanceInput{DBInstanceIdentifier: aws.String(id)}); err != nil {
 				t.Fatal(err)
 			}
-			waitAvailable(t, c, id)
+			statusNow(t, c, id, "available")
 			if _, err := c.ModifyDBInstance(ctx, &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String(id), MasterUserPassword: aws.String("second-password"), ApplyImmediately: aws.Bool(true)}); err != nil {
 				t.Fatal(err)
 			}
@@ -126,6 +147,7 @@ func TestInstancesRunRealServers(t *testing.T) {
 			if _, err := c.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
 				t.Fatal(err)
 			}
+			statusNow(t, c, id, "")
 			if err := rds.NewDBInstanceDeletedWaiter(c).Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, time.Minute, func(o *rds.DBInstanceDeletedWaiterOptions) {
 				o.MinDelay = 100 * time.Millisecond
 				o.MaxDelay = time.Second

@@ -141,6 +141,26 @@ func TestWaitCommand(t *testing.T) {
 	}
 }
 
+// TestFixturesApplyCommand: `rdslocal fixtures apply` brings a running
+// rdslocal's resources to what a file says and returns once they are
+// ready, also where DB instances are records only (--db-backend none),
+// whose proxy targets never become available.
+func TestFixturesApplyCommand(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu := testsuite.Start(t, testsuite.WithDBBackend("none"))
+	out, err := exec.Command(bin, "fixtures", "apply", "--endpoint", emu.URL, "--timeout", "60s", "../examples/fixtures.yaml").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "4 resources ready after") {
+		t.Fatalf("fixtures apply: %v\n%s", err, out)
+	}
+	px, err := rds.NewFromConfig(emu.AWSConfig).DescribeDBProxies(context.Background(), &rds.DescribeDBProxiesInput{})
+	if err != nil || len(px.DBProxies) != 2 {
+		t.Fatalf("proxies after apply: %+v, %v", px, err)
+	}
+}
+
 // TestAWSEndpointURLWithCLI runs the AWS CLI that is installed with
 // AWS_ENDPOINT_URL and no --endpoint-url, and checks what the README says
 // about it: AWS CLI v1 honours it except for rds in us-east-1, where its

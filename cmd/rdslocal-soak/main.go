@@ -27,8 +27,8 @@
 //     class saw; then acknowledged writes missing from the final writer,
 //     cross-session state leaks (a session that reads another's setting)
 //     and pinned sessions whose state vanished without an error, and
-//     rdslocal's threads, open files and proxy connection gauges before
-//     and after;
+//     rdslocal's goroutines, threads, open files and proxy connection
+//     gauges before and after;
 //  5. writes the figures between the soak markers of BENCHMARKS.md;
 //  6. stops rdslocal (and so its database servers) and removes the work
 //     directory, also on failure or Ctrl-C.

@@ -87,8 +87,8 @@ func (s *soak) section() string {
 		}
 		p("\n")
 		m0, m1 := r.before, r.after
-		p("- **rdslocal before → after** (clients gone, cluster settled): threads %d → %d, open files %d → %d, RSS %d → %d MiB; proxy ClientConnections %d → %d, DatabaseConnections %d → %d, borrowed %d → %d, pinned %d → %d. Goroutines are not exposed (that needs a debug endpoint in the server package).\n",
-			m0.threads, m1.threads, m0.fds, m1.fds, m0.rssKB/1024, m1.rssKB/1024,
+		p("- **rdslocal before → after** (clients gone, cluster settled): goroutines %d → %d, threads %d → %d, open files %d → %d, RSS %d → %d MiB; proxy ClientConnections %d → %d, DatabaseConnections %d → %d, borrowed %d → %d, pinned %d → %d.\n",
+			m0.goroutines, m1.goroutines, m0.threads, m1.threads, m0.fds, m1.fds, m0.rssKB/1024, m1.rssKB/1024,
 			m0.metrics["ClientConnections"], m1.metrics["ClientConnections"], m0.metrics["DatabaseConnections"], m1.metrics["DatabaseConnections"],
 			m0.metrics["DatabaseConnectionsCurrentlyBorrowed"], m1.metrics["DatabaseConnectionsCurrentlyBorrowed"],
 			m0.metrics["DatabaseConnectionsCurrentlySessionPinned"], m1.metrics["DatabaseConnectionsCurrentlySessionPinned"])

@@ -25,11 +25,12 @@ type event struct {
 	err                  string
 }
 
-// procStats is what can be seen of rdslocal from outside: goroutines are
-// not exposed (that needs an endpoint of the server package), threads and
-// open files are.
+// procStats is what can be seen of rdslocal from outside: its threads,
+// open files and RSS (/proc), its goroutines and the proxy gauges
+// (/metrics).
 type procStats struct {
 	threads, fds int
+	goroutines   int64 // go_goroutines of /metrics; -1 when it does not say
 	rssKB        int64
 	metrics      map[string]int64 // proxy gauges from /metrics, summed over labels
 	dbConns      map[string]int64 // DatabaseConnections by target
@@ -231,11 +232,11 @@ func (s *soak) verify(ctx context.Context, res *soakResult) error {
 	return nil
 }
 
-// procStats reads rdslocal's threads, open files and RSS, and the proxy
-// gauges of /metrics.
+// procStats reads rdslocal's threads, open files and RSS, and its
+// goroutines and proxy gauges from /metrics.
 func (s *soak) procStats() procStats {
 	pid := s.rdslocal.Process.Pid
-	var p procStats
+	p := procStats{goroutines: -1}
 	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -262,6 +263,10 @@ func (s *soak) procStats() procStats {
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			p.goroutines, _ = strconv.ParseInt(v, 10, 64)
 			continue
 		}
 		name, rest, ok := strings.Cut(line, "{")
