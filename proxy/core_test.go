@@ -184,7 +184,7 @@ func TestApplyDrainsOutsideTheLock(t *testing.T) {
 			answered := make(chan struct{})
 			go func() {
 				defer close(answered)
-				m.Status(sp.ID)
+				m.Status(sp.ID, "default")
 				m.TargetHealth(sp.ID, "db-1")
 				m.WriteMetrics(io.Discard)
 			}()
@@ -218,10 +218,10 @@ func TestFamilies(t *testing.T) {
 	if err := m.Apply([]ProxySpec{served, other}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := m.Status(served.ID); !ok || err != nil {
+	if ok, err := m.Status(served.ID, "default"); !ok || err != nil {
 		t.Fatalf("served family: %v %v", ok, err)
 	}
-	if ok, err := m.Status(other.ID); ok || err == nil {
+	if ok, err := m.Status(other.ID, "default"); ok || err == nil {
 		t.Fatalf("family without a protocol: %v %v", ok, err)
 	}
 }
@@ -378,4 +378,45 @@ func TestDialFailure(t *testing.T) {
 			t.Errorf("%v: %s, want %s", tc.err, reason, tc.reason)
 		}
 	}
+}
+
+// TestListenRetry: an endpoint whose address is taken reports the bind
+// error through Status (the API's incompatible-network) instead of
+// staying "being set up", and listens once the address is free, with no
+// further Apply.
+func TestListenRetry(t *testing.T) {
+	db := newTestDB(t)
+	m := newTestManager(t, func(c *Client) {})
+	blocker, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := testSpec(db, testFamily, "default", "other")
+	sp.Endpoints[1].Listen = blocker.Addr().String()
+	if err := m.Apply([]ProxySpec{sp}); err == nil {
+		t.Fatal("Apply: no error for an address in use")
+	}
+	if ok, err := m.Status(sp.ID, "default"); !ok || err != nil {
+		t.Fatalf("default endpoint: %v %v", ok, err)
+	}
+	if ok, err := m.Status(sp.ID, "other"); ok || err == nil {
+		t.Fatalf("endpoint on a taken address: %v %v", ok, err)
+	}
+	blocker.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := m.Status(sp.ID, "other")
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint not listening after its address was freed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", sp.Endpoints[1].Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }

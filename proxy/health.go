@@ -56,10 +56,15 @@ func (p *proxyState) probeLoop() {
 	reapEvery := max(time.Millisecond, min(time.Minute, lim.IdleConnectionAfter/2, lim.ConnectionMaxAge/2))
 	reapT := time.NewTicker(reapEvery)
 	defer reapT.Stop()
+	relistenT := time.NewTicker(time.Second)
+	defer relistenT.Stop()
 	for {
 		select {
 		case <-p.stop:
 			return
+		case <-relistenT.C:
+			p.relisten()
+			continue
 		case <-reapT.C:
 			p.eachTarget(func(t *target) { t.reap(lim) })
 			continue

@@ -64,6 +64,7 @@ type proxyState struct {
 
 	// under m.mu
 	endpoints map[string]*endpoint
+	listenErr map[string]error // endpoints that could not listen, retried every second
 	targets   map[string]*target
 
 	userMu  sync.Mutex
@@ -112,7 +113,7 @@ func (m *Manager) Apply(specs []ProxySpec) error {
 		want[sp.ID] = true
 		p := m.proxies[sp.ID]
 		if p == nil {
-			p = &proxyState{m: m, id: sp.ID, proto: proto, endpoints: map[string]*endpoint{}, targets: map[string]*target{},
+			p = &proxyState{m: m, id: sp.ID, proto: proto, endpoints: map[string]*endpoint{}, listenErr: map[string]error{}, targets: map[string]*target{},
 				userIdx: map[string]int{}, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 			m.proxies[sp.ID] = p
 			p.cfg.Store(sp)
@@ -173,18 +174,56 @@ func (p *proxyState) applyEndpoints(sp *ProxySpec) (stopped []*endpoint, errs []
 			stopped = append(stopped, ep)
 		}
 	}
+	for name := range p.listenErr {
+		if _, ok := want[name]; !ok {
+			delete(p.listenErr, name)
+		}
+	}
 	for _, es := range sp.Endpoints {
 		if p.endpoints[es.Name] != nil {
 			continue
 		}
-		ep, err := p.listen(es)
-		if err != nil {
+		if err := p.listenEndpoint(es); err != nil {
 			errs = append(errs, fmt.Errorf("proxy %s endpoint %s: %w", sp.Name, es.Name, err))
-			continue
 		}
-		p.endpoints[es.Name] = ep
 	}
 	return stopped, errs
+}
+
+// listenEndpoint opens es's listener (under m.mu) and records the error
+// when it cannot: Status reports it until a retry succeeds.
+func (p *proxyState) listenEndpoint(es EndpointSpec) error {
+	ep, err := p.listen(es)
+	if err != nil {
+		p.listenErr[es.Name] = err
+		return err
+	}
+	delete(p.listenErr, es.Name)
+	p.endpoints[es.Name] = ep
+	return nil
+}
+
+// relisten retries the endpoints that could not listen (an address that
+// another program held when the proxy was applied), so a proxy comes up
+// once its address is free without another change to the state.
+func (p *proxyState) relisten() {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	if len(p.listenErr) == 0 {
+		return
+	}
+	for _, es := range p.spec().Endpoints {
+		if p.endpoints[es.Name] == nil && p.listenErr[es.Name] != nil {
+			if p.listenEndpoint(es) == nil {
+				p.m.log.Info("proxy endpoint listening after a retry", "proxy", p.spec().Name, "endpoint", es.Name, "address", es.Listen)
+			}
+		}
+	}
 }
 
 // halt stops a proxy (under m.mu): its listeners close and its sessions
@@ -208,24 +247,23 @@ func (p *proxyState) wait() {
 	p.probeWG.Wait()
 }
 
-// Status reports whether every endpoint of the proxy is listening; an
-// error if the proxy is not running (unknown, or of an engine family no
-// protocol serves). Like TargetHealth it does no I/O and never waits for
-// Apply to drain sessions.
-func (m *Manager) Status(proxyID string) (listening bool, err error) {
+// Status reports whether a proxy endpoint is listening: false with a nil
+// error while it is being set up, false with the error when its address
+// cannot be bound (retried every second), and an error if the proxy is
+// not running (unknown, or of an engine family no protocol serves). Like
+// TargetHealth it does no I/O and never waits for Apply to drain
+// sessions.
+func (m *Manager) Status(proxyID, endpoint string) (listening bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.proxies[proxyID]
 	if p == nil {
 		return false, fmt.Errorf("proxy: no running proxy %s", proxyID)
 	}
-	sp := p.spec()
-	for _, es := range sp.Endpoints {
-		if p.endpoints[es.Name] == nil {
-			return false, nil
-		}
+	if p.endpoints[endpoint] != nil {
+		return true, nil
 	}
-	return len(sp.Endpoints) > 0, nil
+	return false, p.listenErr[endpoint]
 }
 
 // Close stops every proxy, closing listeners, sessions and database

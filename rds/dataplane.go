@@ -26,7 +26,7 @@ import (
 //     cannot deadlock.
 type DataPlane interface {
 	Apply(specs []dp.ProxySpec) error
-	Status(proxyID string) (listening bool, err error)
+	Status(proxyID, endpoint string) (listening bool, err error)
 	TargetHealth(proxyID, targetID string) (state, reason, description string)
 }
 
@@ -159,12 +159,20 @@ func (r *RDS) applyDataPlane() {
 }
 
 // proxyStatus is the Status DescribeDBProxies shows: available once the
-// proxy listens.
+// proxy's own endpoint listens.
 func (r *RDS) proxyStatus(p *proxy) string {
+	return r.listenerStatus(p.ID, defaultEndpointName)
+}
+
+// listenerStatus is the Status of a proxy or proxy endpoint that is not
+// being changed or deleted: available only while its listener is open,
+// incompatible-network when its address cannot be bound (or no protocol
+// serves the proxy's engine family), creating until then.
+func (r *RDS) listenerStatus(proxyID, endpoint string) string {
 	if r.opts.DataPlane == nil {
 		return "available"
 	}
-	listening, err := r.opts.DataPlane.Status(p.ID)
+	listening, err := r.opts.DataPlane.Status(proxyID, endpoint)
 	switch {
 	case listening:
 		return "available"
