@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
 
 const (
@@ -68,7 +68,7 @@ func (b *bench) cleanup() {
 }
 
 func (b *bench) run(ctx context.Context) error {
-	raiseNoFile(b.opt.idle*2 + 1000)
+	rdsproc.RaiseNoFile(b.opt.idle*2+1000, logf)
 	// Other work on the machine skews every figure: measure it first.
 	b.baseBusy = busyFor(2 * time.Second)
 	if b.baseBusy > 10 && b.opt.waitQuiet > 0 {
@@ -100,7 +100,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.tmp = tmp
 	b.onCleanup(func() {
-		killStragglers(tmp)
+		rdsproc.KillStragglers(tmp, logf)
 		if b.opt.keep {
 			logf("kept %s", tmp)
 			return
@@ -146,93 +146,9 @@ func (b *bench) run(ctx context.Context) error {
 	return b.writeReport()
 }
 
-// stopProcess ends a process this run started: SIGTERM, then SIGKILL to its
-// process group after grace.
-func stopProcess(name string, cmd *exec.Cmd, grace time.Duration) {
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		return
-	case <-time.After(grace):
-	}
-	logf("%s did not stop within %s; killing it", name, grace)
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	cmd.Process.Kill()
-	<-done
-}
-
-// killStragglers ends processes whose command line names dir (database
-// servers of our instances, if rdslocal did not stop them), by pid.
-func killStragglers(dir string) {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
-			continue
-		}
-		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cl), dir) {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	for _, pid := range pids {
-		logf("stopping leftover process %d", pid)
-		syscall.Kill(pid, syscall.SIGTERM)
-	}
-	if len(pids) > 0 {
-		time.Sleep(2 * time.Second)
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// raiseNoFile lifts RLIMIT_NOFILE to at least n (up to the hard limit); the
-// children (rdslocal, PgBouncer) inherit it.
-func raiseNoFile(n int) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return
-	}
-	want := uint64(n)
-	if l.Max != ^uint64(0) && want > l.Max {
-		if os.Geteuid() == 0 {
-			l.Max = want
-		} else {
-			want = l.Max
-		}
-	}
-	if l.Cur >= want {
-		// Set it anyway, so that Go does not restore its startup value
-		// for child processes.
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-		return
-	}
-	l.Cur = want
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		logf("cannot raise the open-file limit to %d: %v", n, err)
-	}
-}
-
 func readFileString(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
-}
-
-// tail returns the last n lines of a file, for failure reports.
-func tail(path string, n int) string {
-	lines := strings.Split(strings.TrimRight(readFileString(path), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // busyFor is the share of all CPUs busy during d, in percent.

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -33,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jackc/pgx/v5"
+	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
 
 // ensurePgBouncer installs Debian's pgbouncer when it is missing.
@@ -78,15 +78,6 @@ func pgbouncerPath() string {
 	return ""
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // waitDial waits until addr accepts TCP connections, giving up when gone
 // reports that the server exited.
 func waitDial(ctx context.Context, addr string, d time.Duration, gone func() bool) error {
@@ -121,63 +112,13 @@ func procState(pid int) string {
 }
 
 func (b *bench) startRdslocal(ctx context.Context) error {
-	bin, err := filepath.Abs(b.opt.bin)
+	p, err := rdsproc.Start(ctx, rdsproc.Options{Bin: b.opt.bin, Dir: b.tmp, Args: []string{"--log-level", "warn"}, Env: b.opt.env, Logf: logf})
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %v (run `make build` first)", b.opt.bin, err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	data := filepath.Join(b.tmp, "data")
-	if err := os.Mkdir(data, 0o711); err != nil {
-		return err
-	}
-	logPath := filepath.Join(b.tmp, "rdslocal.log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--listen", addr, "--data-dir", data, "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us; we stop it in order
-	if len(b.opt.env) > 0 {
-		cmd.Env = append(os.Environ(), b.opt.env...)
-	}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return err
-	}
-	b.rdslocal = cmd
-	b.onCleanup(func() {
-		logf("stopping rdslocal (pid %d)", cmd.Process.Pid)
-		stopProcess("rdslocal", cmd, 60*time.Second)
-		lf.Close()
-	})
-	b.apiURL = "http://" + addr
-	logf("rdslocal pid %d, API %s, log %s", cmd.Process.Pid, b.apiURL, logPath)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(b.apiURL + "/_rdslocal/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) || exited(cmd)() {
-			return fmt.Errorf("rdslocal did not become healthy: %v\n%s", err, tail(logPath, 20))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	b.rdslocal, b.apiURL = p.Cmd, p.APIURL
+	b.onCleanup(func() { p.Stop(60 * time.Second) })
+	return nil
 }
 
 // createResources does through the AWS API what an application does: a DB
@@ -206,7 +147,7 @@ func (b *bench) createResources(ctx context.Context) error {
 			break
 		}
 		if st == "failed" || time.Since(t0) > 3*time.Minute {
-			return fmt.Errorf("DB instance is %q after %s\n%s", st, time.Since(t0).Round(time.Second), tail(filepath.Join(b.tmp, "rdslocal.log"), 20))
+			return fmt.Errorf("DB instance is %q after %s\n%s", st, time.Since(t0).Round(time.Second), rdsproc.Tail(filepath.Join(b.tmp, "rdslocal.log"), 20))
 		}
 		select {
 		case <-ctx.Done():
@@ -340,7 +281,7 @@ func (b *bench) startPgBouncer(ctx context.Context) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := rdsproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -418,16 +359,16 @@ logfile = %[5]s/pgbouncer.log
 	b.pgbouncer = cmd
 	b.onCleanup(func() {
 		logf("stopping PgBouncer (pid %d)", cmd.Process.Pid)
-		stopProcess("pgbouncer", cmd, 10*time.Second)
+		rdsproc.StopProcess(cmd, nil, 10*time.Second, logf)
 		stderr.Close()
 	})
 	b.bouncer = endpointT{name: "pgbouncer", host: "127.0.0.1", port: port}
 	if err := waitDial(ctx, fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second, exited(cmd)); err != nil {
-		return fmt.Errorf("PgBouncer: %v\n%s\n%s", err, tail(filepath.Join(dir, "pgbouncer.log"), 20), tail(stderr.Name(), 20))
+		return fmt.Errorf("PgBouncer: %v\n%s\n%s", err, rdsproc.Tail(filepath.Join(dir, "pgbouncer.log"), 20), rdsproc.Tail(stderr.Name(), 20))
 	}
 	c, err := pgx.Connect(ctx, b.bouncer.dsn("disable"))
 	if err != nil {
-		return fmt.Errorf("connect through PgBouncer: %v\n%s", err, tail(filepath.Join(dir, "pgbouncer.log"), 20))
+		return fmt.Errorf("connect through PgBouncer: %v\n%s", err, rdsproc.Tail(filepath.Join(dir, "pgbouncer.log"), 20))
 	}
 	c.Close(ctx)
 	logf("PgBouncer %s pid %d on 127.0.0.1:%d (transaction mode, pool %d, prepared statements %v)",

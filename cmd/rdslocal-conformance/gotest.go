@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
 
 // Outcomes of one test.
@@ -131,7 +133,7 @@ func (r *runner) runPackage(ctx context.Context, mode, dsn, pkg string, timeout 
 		}
 		// Test failures exit 1; a build failure shows no test at all.
 		if !hasPackage(rs, pkgLabel(pkg)) {
-			return fmt.Errorf("go test %s (%s) ran no test: %v\n%s", pkg, mode, werr, tail(logPath, 30))
+			return fmt.Errorf("go test %s (%s) ran no test: %v\n%s", pkg, mode, werr, rdsproc.Tail(logPath, 30))
 		}
 	}
 	return nil

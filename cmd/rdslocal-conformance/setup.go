@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jackc/pgx/v5"
+	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
 
 // The DB instance's master credentials and the database pgx's tests use.
@@ -139,81 +138,20 @@ func (r *runner) findPgx(ctx context.Context) error {
 }
 
 func (r *runner) startRdslocal(ctx context.Context) error {
-	bin, err := filepath.Abs(r.opt.bin)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %v (run `make build` first)", r.opt.bin, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	data := filepath.Join(r.tmp, "data")
-	if err := os.Mkdir(data, 0o711); err != nil {
-		return err
-	}
-	logPath := filepath.Join(r.tmp, "rdslocal.log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
 	// Ports for the DB instance away from the default range, which other
 	// rdslocal processes on this machine may be using.
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	base, err := rdsproc.FreePort()
 	if err != nil {
 		return err
 	}
-	base := pl.Addr().(*net.TCPAddr).Port
-	pl.Close()
-	portRange := fmt.Sprintf("%d-%d", base, base+20)
-	cmd := exec.Command(bin, "--listen", addr, "--data-dir", data, "--db-backend", "process", "--log-level", "info",
-		"--port-range", portRange)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us; we stop it in order
-	if err := cmd.Start(); err != nil {
-		lf.Close()
+	p, err := rdsproc.Start(ctx, rdsproc.Options{Bin: r.opt.bin, Dir: r.tmp, Logf: logf,
+		Args: []string{"--db-backend", "process", "--log-level", "info", "--port-range", fmt.Sprintf("%d-%d", base, base+20)}})
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	r.onCleanup(func() {
-		logf("stopping rdslocal (pid %d)", cmd.Process.Pid)
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			logf("rdslocal did not stop within 60s; killing it")
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		lf.Close()
-	})
-	r.apiURL = "http://" + addr
-	logf("rdslocal pid %d, API %s, log %s", cmd.Process.Pid, r.apiURL, logPath)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(r.apiURL + "/_rdslocal/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("rdslocal exited:\n%s", tail(logPath, 20))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("rdslocal did not become healthy: %v\n%s", err, tail(logPath, 20))
-		}
-	}
+	r.apiURL = p.APIURL
+	r.onCleanup(func() { p.Stop(60 * time.Second) })
+	return nil
 }
 
 // createResources does through the AWS API what an application's setup
@@ -242,7 +180,7 @@ func (r *runner) createResources(ctx context.Context) error {
 			break
 		}
 		if st == "failed" || time.Since(t0) > 3*time.Minute {
-			return fmt.Errorf("DB instance is %q after %s\n%s", st, time.Since(t0).Round(time.Second), tail(filepath.Join(r.tmp, "rdslocal.log"), 20))
+			return fmt.Errorf("DB instance is %q after %s\n%s", st, time.Since(t0).Round(time.Second), rdsproc.Tail(filepath.Join(r.tmp, "rdslocal.log"), 20))
 		}
 		select {
 		case <-ctx.Done():
@@ -351,18 +289,4 @@ func (r *runner) prepareDatabase(ctx context.Context) error {
 	}
 	logf("ran %d statements of pgx's testsetup/postgresql_setup.sql", n)
 	return nil
-}
-
-func readFileString(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
-}
-
-// tail returns the last n lines of a file, for failure reports.
-func tail(path string, n int) string {
-	lines := strings.Split(strings.TrimRight(readFileString(path), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,13 +16,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
 
 const (
@@ -71,7 +70,7 @@ func (s *soak) cleanup() {
 }
 
 func (s *soak) run(ctx context.Context) error {
-	raiseNoFile(s.opt.clients*4 + 2000)
+	rdsproc.RaiseNoFile(s.opt.clients*4+2000, logf)
 	tmp, err := os.MkdirTemp("", "rdslocal-soak-")
 	if err != nil {
 		return err
@@ -83,7 +82,7 @@ func (s *soak) run(ctx context.Context) error {
 	}
 	s.tmp = tmp
 	s.onCleanup(func() {
-		killStragglers(tmp)
+		rdsproc.KillStragglers(tmp, logf)
 		if s.opt.keep {
 			logf("kept %s", tmp)
 			return
@@ -113,61 +112,15 @@ func (s *soak) run(ctx context.Context) error {
 }
 
 func (s *soak) startRdslocal(ctx context.Context) error {
-	bin, err := filepath.Abs(s.opt.bin)
+	p, err := rdsproc.Start(ctx, rdsproc.Options{Bin: s.opt.bin, Dir: s.tmp, Args: []string{"--db-backend", "process", "--log-level", "info"}, Logf: logf})
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %v (run `make build` first)", s.opt.bin, err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	data := filepath.Join(s.tmp, "data")
-	if err := os.Mkdir(data, 0o711); err != nil {
-		return err
-	}
-	logPath := filepath.Join(s.tmp, "rdslocal.log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--listen", addr, "--data-dir", data, "--db-backend", "process", "--log-level", "info")
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us; we stop it in order
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return err
-	}
-	s.rdslocal = cmd
-	s.onCleanup(func() {
-		logf("stopping rdslocal (pid %d)", cmd.Process.Pid)
-		stopProcess("rdslocal", cmd, 60*time.Second)
-		lf.Close()
-	})
-	s.apiURL = "http://" + addr
-	logf("rdslocal pid %d, API %s, log %s", cmd.Process.Pid, s.apiURL, logPath)
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(s.apiURL),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	s.rdslocal, s.apiURL = p.Cmd, p.APIURL
+	s.onCleanup(func() { p.Stop(60 * time.Second) })
+	cfg := p.AWSConfig()
 	s.rc, s.sm = rds.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.apiURL + "/_rdslocal/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) || exited(cmd) {
-			return fmt.Errorf("rdslocal did not become healthy: %v\n%s", err, tail(logPath, 20))
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
+	return nil
 }
 
 // createCluster makes an Aurora cluster with a writer and n readers and
@@ -414,95 +367,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func exited(cmd *exec.Cmd) bool {
-	return syscall.Kill(cmd.Process.Pid, 0) != nil || procState(cmd.Process.Pid) == "Z"
-}
-
-func procState(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	st := string(b)
-	if i := strings.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 {
-		return st[i+2 : i+3]
-	}
-	return ""
-}
-
-// stopProcess ends a process this run started: SIGTERM, then SIGKILL to
-// its process group after grace.
-func stopProcess(name string, cmd *exec.Cmd, grace time.Duration) {
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		return
-	case <-time.After(grace):
-	}
-	logf("%s did not stop within %s; killing it", name, grace)
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	_ = cmd.Process.Kill()
-	<-done
-}
-
-// killStragglers ends processes whose command line names dir (database
-// servers of our instances, if rdslocal did not stop them), by pid.
-func killStragglers(dir string) {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if pid == os.Getpid() {
-			continue
-		}
-		if cl, err := os.ReadFile(p); err == nil && strings.Contains(string(cl), dir) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// raiseNoFile lifts RLIMIT_NOFILE to at least n (up to the hard limit, or
-// beyond as root); rdslocal inherits it.
-func raiseNoFile(n int) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return
-	}
-	want := uint64(n)
-	if l.Max != ^uint64(0) && want > l.Max {
-		if os.Geteuid() == 0 {
-			l.Max = want
-		} else {
-			want = l.Max
-		}
-	}
-	if l.Cur < want {
-		l.Cur = want
-	}
-	// Set it even when it is high enough, so that Go does not restore
-	// its startup value for child processes.
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		logf("cannot raise the open-file limit to %d: %v", n, err)
-	}
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
