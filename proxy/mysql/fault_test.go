@@ -46,7 +46,7 @@ func TestClientGoneMidTransaction(t *testing.T) {
 	}
 	c.Conn.Conn.Close() // gone, no COM_QUIT
 	eventually(t, 10*time.Second, func() error {
-		if h.pool.idleCount() != 1 {
+		if h.idleCount() != 1 {
 			return errors.New("connection not returned")
 		}
 		return nil
@@ -67,8 +67,8 @@ func TestClientGoneMidTransaction(t *testing.T) {
 	if n, _ := r.GetInt(0, 1); n != 0 {
 		t.Fatal("connection still in a transaction")
 	}
-	if h.pool.dials != 1 {
-		t.Fatalf("%d dials: the rolled-back connection should have been reused", h.pool.dials)
+	if h.dials() != 1 {
+		t.Fatalf("%d dials: the rolled-back connection should have been reused", h.dials())
 	}
 	_ = ctx
 }

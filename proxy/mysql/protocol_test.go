@@ -18,6 +18,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gm "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
+	"github.com/rdslocal/rdslocal/proxy"
 	"github.com/rdslocal/rdslocal/proxy/mysql/wire"
 )
 
@@ -393,7 +394,7 @@ func TestChangeUser(t *testing.T) {
 // TestTLSToServer: with RequireTLS the proxy dials the server with TLS.
 func TestTLSToServer(t *testing.T) {
 	srv := requireMariaDB(t)
-	h := newHarness(t, srv, harnessOpts{tls: true, mod: func(s *Settings) { s.RequireTLS = true }})
+	h := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) { s.RequireTLS = true }})
 	ctx := ctxT(t, 20*time.Second)
 	c := conn(t, ctx, h.open(appUser, appPW, testDB, tlsParam()))
 	var name, cipher string
@@ -460,7 +461,7 @@ func TestCapabilityVariants(t *testing.T) {
 // returned.
 func TestIdleClientTimeout(t *testing.T) {
 	srv := requireMariaDB(t)
-	h := newHarness(t, srv, harnessOpts{mod: func(s *Settings) { s.IdleClientTimeout = 300 * time.Millisecond }})
+	h := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) { s.IdleClientTimeout = 300 * time.Millisecond }})
 	c, err := client.Connect(h.addr, appUser, appPW, testDB)
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +473,7 @@ func TestIdleClientTimeout(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, func() error {
-		if h.pool.idleCount() != 1 {
+		if h.idleCount() != 1 {
 			return fmt.Errorf("connection not returned")
 		}
 		return nil
