@@ -158,18 +158,15 @@ func (r *RDS) applyDataPlane() {
 	}
 }
 
-// proxyStatus is the Status DescribeDBProxies shows: available once the
-// proxy listens.
+// proxyStatus is the Status DescribeDBProxies shows: available once every
+// endpoint of the proxy listens, creating before (the data plane has not
+// applied it yet, or a listener could not be opened).
 func (r *RDS) proxyStatus(p *proxy) string {
 	if r.opts.DataPlane == nil {
 		return "available"
 	}
-	listening, err := r.opts.DataPlane.Status(p.ID)
-	switch {
-	case listening:
+	if listening, _ := r.opts.DataPlane.Status(p.ID); listening {
 		return "available"
-	case err != nil:
-		return "incompatible-network"
 	}
 	return "creating"
 }

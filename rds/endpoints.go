@@ -20,10 +20,11 @@ func (r *RDS) endpointXML(st *regionState, ep *proxyEndpoint, status string) xml
 }
 
 // defaultEndpointXML is the proxy's own endpoint as DescribeDBProxyEndpoints
-// lists it (IsDefault true).
+// lists it (IsDefault true). Endpoint statuses follow the proxy's
+// (proxyStatus): available only while every endpoint of it listens.
 func (r *RDS) defaultEndpointXML(p *proxy) xmlDBProxyEndpoint {
 	return xmlDBProxyEndpoint{
-		DBProxyEndpointName: defaultEndpointName, DBProxyName: p.Name, Status: "available",
+		DBProxyEndpointName: defaultEndpointName, DBProxyName: p.Name, Status: r.proxyStatus(p),
 		VpcId: vpcOf(p.VpcSubnetIds), VpcSecurityGroupIds: p.VpcSecurityGroupIds, VpcSubnetIds: p.VpcSubnetIds,
 		Endpoint: r.advertised(p.Address), CreatedDate: api.ISOTime(p.Created), TargetRole: "READ_WRITE", IsDefault: true,
 		EndpointNetworkType: p.EndpointNetworkType,
@@ -139,7 +140,11 @@ func (r *RDS) describeDBProxyEndpoints(c *api.Call) (any, error) {
 		return eps[i].Name < eps[j].Name
 	})
 	for _, ep := range eps {
-		all = append(all, r.endpointXML(st, ep, "available"))
+		status := "available"
+		if p := st.Proxies[ep.Proxy]; p != nil {
+			status = r.proxyStatus(p)
+		}
+		all = append(all, r.endpointXML(st, ep, status))
 	}
 	if in.DBProxyEndpointName != nil && len(all) == 0 {
 		return nil, endpointNotFound(*in.DBProxyEndpointName)
