@@ -1,0 +1,313 @@
+package testsuite_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	rdsauth "github.com/aws/aws-sdk-go-v2/feature/rds/auth"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/rds/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/go-sql-driver/mysql"
+	"github.com/rdslocal/rdslocal/testsuite"
+)
+
+// mysqlTLSSeq names the TLS configurations registered with go-sql-driver.
+var mysqlTLSSeq atomic.Int64
+
+// mysqlProxyAddr is host:port of a MySQL proxy Endpoint (a bare address
+// listens on 3306).
+func mysqlProxyAddr(endpoint string) string {
+	if _, _, err := net.SplitHostPort(endpoint); err == nil {
+		return endpoint
+	}
+	return net.JoinHostPort(endpoint, "3306")
+}
+
+// mysqlTLS registers a go-sql-driver TLS configuration that verifies the
+// proxy's certificate against the local CA for the endpoint's host, and
+// returns its name (tls=<name> in a DSN).
+func mysqlTLS(t *testing.T, caPath, addr string) string {
+	t.Helper()
+	pem, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in the CA file")
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	name := fmt.Sprintf("rdslocal-%d", mysqlTLSSeq.Add(1))
+	if err := mysql.RegisterTLSConfig(name, &tls.Config{RootCAs: pool, ServerName: host}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mysql.DeregisterTLSConfig(name) })
+	return name
+}
+
+// mysqlOpen opens one connection through a MySQL proxy and pings it.
+func mysqlOpen(t *testing.T, addr, user, password, db, params string) (*sql.DB, error) {
+	t.Helper()
+	dsn := fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=10s", user, password, addr, db)
+	if params != "" {
+		dsn += "&" + params
+	}
+	c, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, err
+	}
+	c.SetMaxOpenConns(1)
+	if err := c.PingContext(context.Background()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, nil
+}
+
+// mysqlErr is the server error in err's chain, or nil.
+func mysqlErr(err error) *mysql.MySQLError {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me
+	}
+	return nil
+}
+
+// waitTargetsAvailable waits until every RDS_INSTANCE target of a proxy
+// is AVAILABLE (its health probe logged in).
+func waitTargetsAvailable(t *testing.T, rc *rds.Client, proxy string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := rc.DescribeDBProxyTargets(context.Background(), &rds.DescribeDBProxyTargetsInput{DBProxyName: aws.String(proxy)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		why := ""
+		for _, tg := range out.Targets {
+			if tg.Type != types.TargetTypeRdsInstance {
+				continue
+			}
+			if th := tg.TargetHealth; th == nil || th.State != types.TargetStateAvailable {
+				why = fmt.Sprintf("target %s: %+v", aws.ToString(tg.RdsResourceId), th)
+			}
+		}
+		if len(out.Targets) == 0 {
+			why = "no targets"
+		}
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// endpointStatuses are the proxy's status and those of its endpoints.
+func endpointStatuses(t *testing.T, rc *rds.Client, proxy string) []string {
+	t.Helper()
+	ctx := context.Background()
+	d, err := rc.DescribeDBProxies(ctx, &rds.DescribeDBProxiesInput{DBProxyName: aws.String(proxy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{string(d.DBProxies[0].Status)}
+	e, err := rc.DescribeDBProxyEndpoints(ctx, &rds.DescribeDBProxyEndpointsInput{DBProxyName: aws.String(proxy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range e.DBProxyEndpoints {
+		out = append(out, string(ep.Status))
+	}
+	return out
+}
+
+// TestMySQLProxyEndToEnd is what an application written for RDS Proxy for
+// MySQL does: a MariaDB instance, a secret and a MYSQL proxy are created
+// through the AWS API, then go-sql-driver/mysql (text and binary
+// protocol) and the mariadb CLI connect to the proxy's Endpoint on 3306
+// over verified TLS, with the secret's password and with an IAM token;
+// the refusals are MySQL's and RDS's; the proxy listens again after a
+// restart on the same data directory, and stops listening when deleted.
+func TestMySQLProxyEndToEnd(t *testing.T) {
+	dataDir := searchableTempDir(t)
+	emu := testsuite.Start(t, testsuite.WithDataDir(dataDir))
+	ctx := context.Background()
+	rc := rds.NewFromConfig(emu.AWSConfig)
+	sm := secretsmanager.NewFromConfig(emu.AWSConfig)
+
+	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("shop-creds"),
+		SecretString: aws.String(`{"username":"shop","password":"shop-password-1"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String("shopdb"), DBInstanceClass: aws.String("db.t3.micro"),
+		Engine: aws.String("mariadb"), MasterUsername: aws.String("shop"), MasterUserPassword: aws.String("shop-password-1"), DBName: aws.String("shop")}); err != nil {
+		t.Fatal(err)
+	}
+	waitAvailable(t, rc, "shopdb")
+	p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String("shop-proxy"), EngineFamily: types.EngineFamilyMysql,
+		RoleArn: aws.String("arn:aws:iam::000000000000:role/proxy"), VpcSubnetIds: []string{"subnet-1"},
+		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeDisabled}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String("shop-proxy"), DBInstanceIdentifiers: []string{"shopdb"}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := mysqlProxyAddr(*p.DBProxy.Endpoint)
+	if st := endpointStatuses(t, rc, "shop-proxy"); strings.Join(st, ",") != "available,available" {
+		t.Fatalf("proxy and endpoint statuses %v, want available (listening)", st)
+	}
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
+		t.Fatalf("the proxy is available but %s does not accept connections: %v", addr, err)
+	} else {
+		c.Close()
+	}
+	waitTargetsAvailable(t, rc, "shop-proxy")
+
+	ca := caFile(t, emu.URL)
+	tlsName := mysqlTLS(t, ca, addr)
+	for _, params := range []string{"", "interpolateParams=true"} {
+		t.Run("password/params="+params, func(t *testing.T) {
+			db, err := mysqlOpen(t, addr, "shop", "shop-password-1", "shop", "tls="+tlsName+"&"+params)
+			if err != nil {
+				t.Fatalf("connect through the proxy with the secret's password over verified TLS: %v", err)
+			}
+			var n int
+			if err := db.QueryRow("SELECT 40 + ?", 2).Scan(&n); err != nil || n != 42 {
+				t.Fatalf("query through the proxy: %d %v", n, err)
+			}
+			var user string
+			if err := db.QueryRow("SELECT CURRENT_USER()").Scan(&user); err != nil || user != "shop@%" {
+				t.Fatalf("CURRENT_USER() %q %v", user, err)
+			}
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec("CREATE TABLE IF NOT EXISTS kv (k INT PRIMARY KEY, v VARCHAR(20))"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec("REPLACE INTO kv VALUES (?, ?)", 1, "one"); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			var v string
+			if err := db.QueryRow("SELECT v FROM kv WHERE k = ?", 1).Scan(&v); err != nil || v != "one" {
+				t.Fatalf("read back: %q %v", v, err)
+			}
+		})
+	}
+	_, err = mysqlOpen(t, addr, "shop", "wrong-password", "shop", "tls="+tlsName)
+	if me := mysqlErr(err); me == nil || me.Number != 1045 || string(me.SQLState[:]) != "28000" || !strings.HasPrefix(me.Message, "Access denied for user 'shop'") {
+		t.Fatalf("wrong password: %v, want ERROR 1045 (28000): Access denied for user 'shop'…", err)
+	}
+
+	t.Run("mariadb CLI", func(t *testing.T) {
+		cli, err := exec.LookPath("mariadb")
+		if err != nil {
+			t.Skip("the mariadb client is not installed (make deps installs it): " + err.Error())
+		}
+		host, port, _ := net.SplitHostPort(addr)
+		out, err := exec.Command(cli, "--host="+host, "--port="+port, "--user=shop", "--password=shop-password-1",
+			"--ssl-verify-server-cert", "--ssl-ca="+ca, "--batch", "--skip-column-names", "shop",
+			"-e", "SELECT CONCAT(CURRENT_USER(), ' ', v) FROM kv WHERE k = 1").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "shop@% one" {
+			t.Fatalf("mariadb CLI through the proxy: %v\n%s", err, out)
+		}
+	})
+
+	mresp, err := http.Get(emu.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(metrics), `rdslocal_ClientConnectionsSetupSucceeded{proxy="shop-proxy",endpoint="default"}`) ||
+		!strings.Contains(string(metrics), `rdslocal_DatabaseConnectionsSetupSucceeded{proxy="shop-proxy",target="shopdb"}`) {
+		t.Fatalf("no MySQL proxy series in the metrics:\n%s", metrics)
+	}
+
+	// RequireTLS and IAM authentication.
+	if _, err := rc.ModifyDBProxy(ctx, &rds.ModifyDBProxyInput{DBProxyName: aws.String("shop-proxy"), RequireTLS: aws.Bool(true),
+		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeRequired}}}); err != nil {
+		t.Fatal(err)
+	}
+	iamLogin := func(t *testing.T, addr, tlsName string) {
+		t.Helper()
+		token, err := rdsauth.BuildAuthToken(ctx, addr, "us-east-1", "shop", credentials.NewStaticCredentialsProvider("test", "test", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := mysqlOpen(t, addr, "shop", token, "shop", "tls="+tlsName+"&allowCleartextPasswords=true")
+		if err != nil {
+			t.Fatalf("connect with an IAM token over verified TLS: %v", err)
+		}
+		var user string
+		if err := db.QueryRow("SELECT CURRENT_USER()").Scan(&user); err != nil || user != "shop@%" {
+			t.Fatalf("CURRENT_USER() %q %v", user, err)
+		}
+	}
+	iamLogin(t, addr, tlsName)
+	_, err = mysqlOpen(t, addr, "shop", "shop-password-1", "shop", "tls=false")
+	if me := mysqlErr(err); me == nil || me.Number != 3159 || me.Message != "This RDS Proxy requires TLS connections." {
+		t.Fatalf("plaintext under RequireTLS: %v, want ERROR 3159 (HY000): This RDS Proxy requires TLS connections.", err)
+	}
+	_, err = mysqlOpen(t, addr, "shop", "shop-password-1", "shop", "tls="+tlsName+"&allowCleartextPasswords=true")
+	if me := mysqlErr(err); me == nil || me.Number != 1045 {
+		t.Fatalf("a password where IAM authentication is required: %v, want ERROR 1045", err)
+	}
+
+	// A restart on the same data directory: the proxy listens again.
+	emu.Stop()
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the proxy still listens after the server stopped")
+	}
+	emu = testsuite.Start(t, testsuite.WithDataDir(dataDir))
+	rc = rds.NewFromConfig(emu.AWSConfig)
+	waitReady(t, emu)
+	if st := endpointStatuses(t, rc, "shop-proxy"); strings.Join(st, ",") != "available,available" {
+		t.Fatalf("after the restart: proxy and endpoint statuses %v", st)
+	}
+	waitTargetsAvailable(t, rc, "shop-proxy")
+	iamLogin(t, addr, mysqlTLS(t, caFile(t, emu.URL), addr))
+
+	if _, err := rc.DeleteDBProxy(ctx, &rds.DeleteDBProxyInput{DBProxyName: aws.String("shop-proxy")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy still listens after DeleteDBProxy")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
