@@ -238,6 +238,15 @@ func TestFixturesRealServers(t *testing.T) {
 		if err := lg.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port); err != nil || port != legacy.Port {
 			t.Errorf("legacy-proxy reaches the existing server on %d: %d, %v", legacy.Port, port, err)
 		}
+		shop := mysqlProxyAddr(proxyEndpoint(t, c, "shop-proxy", ""))
+		my, err := mysqlOpen(t, shop, "shop", "shop-password-1", "", "tls="+mysqlTLS(t, ca, shop))
+		if err != nil {
+			t.Fatalf("connect through shop-proxy: %v", err)
+		}
+		var user string
+		if err := my.QueryRow("SELECT CURRENT_USER()").Scan(&user); err != nil || user != "shop@%" {
+			t.Errorf("shop-proxy reaches the MariaDB instance: %q, %v", user, err)
+		}
 	}
 	check()
 	before := proxyArns(t, c)

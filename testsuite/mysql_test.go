@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	rdsauth "github.com/aws/aws-sdk-go-v2/feature/rds/auth"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -309,5 +310,132 @@ func TestMySQLProxyEndToEnd(t *testing.T) {
 			t.Fatal("the proxy still listens after DeleteDBProxy")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestMySQLProxyAuroraCluster puts a MYSQL proxy in front of an Aurora
+// MySQL cluster under --enforce-iam: IAM tokens of an IAM user log in over
+// verified TLS once a policy allows rds-db:connect, the default endpoint
+// reaches the writer and a READ_ONLY endpoint the reader; a proxy whose
+// secret holds a wrong password reports its targets UNAVAILABLE with
+// AUTH_FAILURE.
+func TestMySQLProxyAuroraCluster(t *testing.T) {
+	emu := testsuite.Start(t, testsuite.WithEnforceIAM())
+	ctx := context.Background()
+	rc, sm, ic := rds.NewFromConfig(emu.AWSConfig), secretsmanager.NewFromConfig(emu.AWSConfig), iam.NewFromConfig(emu.AWSConfig)
+
+	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("proxy-role"),
+		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"rds.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	const pw = "cluster-password-1"
+	if _, err := rc.CreateDBCluster(ctx, &rds.CreateDBClusterInput{DBClusterIdentifier: aws.String("shopcl"), Engine: aws.String("aurora-mysql"),
+		MasterUsername: aws.String("master"), MasterUserPassword: aws.String(pw), DatabaseName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"shopcl-1", "shopcl-2"} {
+		if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String(id), DBInstanceClass: aws.String("db.r6g.large"),
+			Engine: aws.String("aurora-mysql"), DBClusterIdentifier: aws.String("shopcl")}); err != nil {
+			t.Fatal(err)
+		}
+		waitAvailable(t, rc, id)
+	}
+	newProxy := func(name, secret string) *types.DBProxy {
+		t.Helper()
+		sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name + "-creds"), SecretString: aws.String(secret)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String(name), EngineFamily: types.EngineFamilyMysql,
+			RoleArn: aws.String("arn:aws:iam::000000000000:role/proxy-role"), VpcSubnetIds: []string{"subnet-1"}, RequireTLS: aws.Bool(true),
+			Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeRequired}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String(name), DBClusterIdentifiers: []string{"shopcl"}}); err != nil {
+			t.Fatal(err)
+		}
+		return p.DBProxy
+	}
+	p := newProxy("shopcl-proxy", `{"username":"master","password":"`+pw+`"}`)
+	ro, err := rc.CreateDBProxyEndpoint(ctx, &rds.CreateDBProxyEndpointInput{DBProxyName: aws.String("shopcl-proxy"),
+		DBProxyEndpointName: aws.String("shopcl-ro"), VpcSubnetIds: []string{"subnet-1"}, TargetRole: types.DBProxyEndpointTargetRoleReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newProxy("bad-proxy", `{"username":"master","password":"not-the-password"}`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := endpointStatuses(t, rc, "shopcl-proxy")
+		if strings.Join(st, ",") == "available,available,available" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy and endpoint statuses %v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitTargetsAvailable(t, rc, "shopcl-proxy")
+	proxyID := (*p.DBProxyArn)[strings.LastIndex(*p.DBProxyArn, ":")+1:]
+
+	if _, err := ic.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("alice")}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ic.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := credentials.NewStaticCredentialsProvider(*key.AccessKey.AccessKeyId, *key.AccessKey.SecretAccessKey, "")
+	ca := caFile(t, emu.URL)
+	// readOnly logs in through an endpoint with alice's token and reports
+	// @@read_only of the server it reached.
+	readOnly := func(endpoint string) (int, error) {
+		addr := mysqlProxyAddr(endpoint)
+		token, err := rdsauth.BuildAuthToken(ctx, addr, "us-east-1", "master", creds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := mysqlOpen(t, addr, "master", token, "app", "tls="+mysqlTLS(t, ca, addr)+"&allowCleartextPasswords=true")
+		if err != nil {
+			return 0, err
+		}
+		var n int
+		err = db.QueryRow("SELECT @@read_only").Scan(&n)
+		return n, err
+	}
+	if _, err := readOnly(*p.Endpoint); mysqlErr(err) == nil || mysqlErr(err).Number != 1045 {
+		t.Fatalf("login without a policy: %v, want ERROR 1045", err)
+	}
+	resource := fmt.Sprintf("arn:aws:rds-db:us-east-1:000000000000:dbuser:%s/master", proxyID)
+	if _, err := ic.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("alice"), PolicyName: aws.String("connect"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"` + resource + `"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := readOnly(*p.Endpoint); err != nil || n != 0 {
+		t.Fatalf("the default endpoint with a policy: read_only %d, %v (want the writer)", n, err)
+	}
+	if n, err := readOnly(*ro.DBProxyEndpoint.Endpoint); err != nil || n != 1 {
+		t.Fatalf("the READ_ONLY endpoint: read_only %d, %v (want a reader)", n, err)
+	}
+
+	deadline = time.Now().Add(time.Minute)
+	for {
+		out, err := rc.DescribeDBProxyTargets(ctx, &rds.DescribeDBProxyTargetsInput{DBProxyName: aws.String("bad-proxy")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := 0
+		for _, tg := range out.Targets {
+			if th := tg.TargetHealth; tg.Type == types.TargetTypeRdsInstance && th != nil && th.State == types.TargetStateUnavailable && th.Reason == types.TargetHealthReasonAuthFailure {
+				bad++
+			}
+		}
+		if bad == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bad-proxy targets: %+v", out.Targets)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
