@@ -207,6 +207,7 @@ type harnessOpts struct {
 	borrowTimeout time.Duration // default 10 s
 	mod           func(*proxy.ProxySpec)
 	noTLS         bool // the endpoint offers no TLS
+	clientMaxAge  time.Duration
 }
 
 func newHarness(t testing.TB, srv *enginetest.Server, o harnessOpts) *harness {
@@ -226,7 +227,8 @@ func newHarness(t testing.TB, srv *enginetest.Server, o harnessOpts) *harness {
 	}}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.p = New(Config{Logger: log})
-	cfg := proxy.ManagerConfig{Protocols: []proxy.Protocol{h.p}, Credentials: h.secrets, Tokens: testTokens{tv}, Logger: log}
+	cfg := proxy.ManagerConfig{Protocols: []proxy.Protocol{h.p}, Credentials: h.secrets, Tokens: testTokens{tv}, Logger: log,
+		Limits: proxy.Limits{ClientMaxAge: o.clientMaxAge}}
 	if !o.noTLS {
 		certs, err := acmcert.NewEndpointCerts(testCA, acmcert.EndpointCertsConfig{})
 		if err != nil {

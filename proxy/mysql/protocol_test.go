@@ -487,3 +487,32 @@ func TestIdleClientTimeout(t *testing.T) {
 		t.Fatalf("%d rows of the abandoned transaction", n)
 	}
 }
+
+// TestClientMaxAge: a client connection past RDS Proxy's maximum client
+// life is closed at its first moment outside a transaction, never inside
+// one.
+func TestClientMaxAge(t *testing.T) {
+	srv := requireMariaDB(t)
+	h := newHarness(t, srv, harnessOpts{clientMaxAge: 200 * time.Millisecond})
+	c, err := client.Connect(h.addr, appUser, appPW, testDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Execute("BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the life ends while the transaction is open
+	if _, err := c.Execute("INSERT INTO items (client, n) VALUES (-71, 1)"); err != nil {
+		t.Fatalf("a session past its life was ended inside a transaction: %v", err)
+	}
+	if _, err := c.Execute("COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if _, err := c.Execute("SELECT 1"); err == nil {
+			return errors.New("a session past its life is still connected outside a transaction")
+		}
+		return nil
+	})
+}
