@@ -439,3 +439,45 @@ func TestMySQLProxyAuroraCluster(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestMySQLProxyPortsMode: with --proxy-addressing ports a MYSQL proxy's
+// Endpoint is 127.0.0.1:<port> from the port range, where it listens and
+// serves a verified-TLS login.
+func TestMySQLProxyPortsMode(t *testing.T) {
+	emu := testsuite.Start(t, portRange(t), testsuite.WithProxyAddressing("ports"))
+	ctx := context.Background()
+	rc := rds.NewFromConfig(emu.AWSConfig)
+	sm := secretsmanager.NewFromConfig(emu.AWSConfig)
+	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("pm-creds"),
+		SecretString: aws.String(`{"username":"pm","password":"pm-password-1"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String("pmdb"), DBInstanceClass: aws.String("db.t3.micro"),
+		Engine: aws.String("mysql"), MasterUsername: aws.String("pm"), MasterUserPassword: aws.String("pm-password-1")}); err != nil {
+		t.Fatal(err)
+	}
+	waitAvailable(t, rc, "pmdb")
+	p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String("pm-proxy"), EngineFamily: types.EngineFamilyMysql,
+		RoleArn: aws.String("arn:aws:iam::000000000000:role/proxy"), VpcSubnetIds: []string{"subnet-1"},
+		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeDisabled,
+			ClientPasswordAuthType: types.ClientPasswordAuthTypeMysqlNativePassword}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String("pm-proxy"), DBInstanceIdentifiers: []string{"pmdb"}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := *p.DBProxy.Endpoint
+	if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
+		t.Fatalf("ports-mode Endpoint %q", addr)
+	}
+	db, err := mysqlOpen(t, addr, "pm", "pm-password-1", "", "tls="+mysqlTLS(t, caFile(t, emu.URL), addr))
+	if err != nil {
+		t.Fatalf("connect through %s (mysql_native_password): %v", addr, err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT 6 * 7").Scan(&n); err != nil || n != 42 {
+		t.Fatalf("query: %d %v", n, err)
+	}
+}
