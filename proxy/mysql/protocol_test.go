@@ -28,7 +28,7 @@ import (
 func TestMultiStatementsAndProcedures(t *testing.T) {
 	srv := requireMariaDB(t)
 	ctx := ctxT(t, time.Minute)
-	if err := srv.Exec(ctx, "CREATE PROCEDURE "+testDB+".two_results(IN k INT) BEGIN SELECT k AS a; SELECT k + 1 AS b, 'x' AS c; END"); err != nil {
+	if err := srv.Exec(ctx, "CREATE OR REPLACE PROCEDURE "+testDB+".two_results(IN k INT) BEGIN SELECT k AS a; SELECT k + 1 AS b, 'x' AS c; END"); err != nil {
 		t.Fatal(err)
 	}
 	h := newHarness(t, srv, harnessOpts{maxConns: 1})
