@@ -221,7 +221,7 @@ func TestFamilies(t *testing.T) {
 	if ok, err := m.Status(served.ID, "default"); !ok || err != nil {
 		t.Fatalf("served family: %v %v", ok, err)
 	}
-	if ok, err := m.Status(other.ID, "default"); ok || err == nil {
+	if ok, err := m.Status(other.ID, "default"); ok || !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("family without a protocol: %v %v", ok, err)
 	}
 }

@@ -247,18 +247,21 @@ func (p *proxyState) wait() {
 	p.probeWG.Wait()
 }
 
+// ErrNotRunning is what Status's error Is for a proxy the Manager does not
+// run: unknown (not applied yet), or of an engine family no protocol serves.
+var ErrNotRunning = errors.New("proxy: no running proxy")
+
 // Status reports whether a proxy endpoint is listening: false with a nil
 // error while it is being set up, false with the error when its address
-// cannot be bound (retried every second), and an error if the proxy is
-// not running (unknown, or of an engine family no protocol serves). Like
-// TargetHealth it does no I/O and never waits for Apply to drain
-// sessions.
+// cannot be bound (retried every second), and ErrNotRunning if the proxy
+// is not running. Like TargetHealth it does no I/O and never waits for
+// Apply to drain sessions.
 func (m *Manager) Status(proxyID, endpoint string) (listening bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.proxies[proxyID]
 	if p == nil {
-		return false, fmt.Errorf("proxy: no running proxy %s", proxyID)
+		return false, fmt.Errorf("%w: %s", ErrNotRunning, proxyID)
 	}
 	if p.endpoints[endpoint] != nil {
 		return true, nil

@@ -1,6 +1,7 @@
 package rds
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -166,8 +167,8 @@ func (r *RDS) proxyStatus(p *proxy) string {
 
 // listenerStatus is the Status of a proxy or proxy endpoint that is not
 // being changed or deleted: available only while its listener is open,
-// incompatible-network when its address cannot be bound (or no protocol
-// serves the proxy's engine family), creating until then.
+// incompatible-network while its address cannot be bound, creating until
+// the data plane has applied it.
 func (r *RDS) listenerStatus(proxyID, endpoint string) string {
 	if r.opts.DataPlane == nil {
 		return "available"
@@ -176,7 +177,7 @@ func (r *RDS) listenerStatus(proxyID, endpoint string) string {
 	switch {
 	case listening:
 		return "available"
-	case err != nil:
+	case err != nil && !errors.Is(err, dp.ErrNotRunning):
 		return "incompatible-network"
 	}
 	return "creating"

@@ -20,7 +20,8 @@ func (r *RDS) endpointXML(st *regionState, ep *proxyEndpoint, status string) xml
 }
 
 // defaultEndpointXML is the proxy's own endpoint as DescribeDBProxyEndpoints
-// lists it (IsDefault true).
+// lists it (IsDefault true). Endpoint statuses follow the proxy's
+// (proxyStatus): available only while every endpoint of it listens.
 func (r *RDS) defaultEndpointXML(p *proxy) xmlDBProxyEndpoint {
 	return xmlDBProxyEndpoint{
 		DBProxyEndpointName: defaultEndpointName, DBProxyName: p.Name, Status: r.proxyStatus(p),

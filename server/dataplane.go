@@ -8,6 +8,7 @@ import (
 	"github.com/rdslocal/rdslocal/acmcert"
 	"github.com/rdslocal/rdslocal/iamauth"
 	"github.com/rdslocal/rdslocal/proxy"
+	"github.com/rdslocal/rdslocal/proxy/mysql"
 	"github.com/rdslocal/rdslocal/proxy/postgres"
 	"github.com/rdslocal/rdslocal/secrets"
 )
@@ -22,6 +23,7 @@ func newDataPlane(sec *secrets.Store, tokens *iamauth.TokenValidator, certs *acm
 	return proxy.NewManager(proxy.ManagerConfig{
 		Protocols: []proxy.Protocol{
 			postgres.New(postgres.Config{Logger: log}),
+			mysql.New(mysql.Config{Logger: log}),
 		},
 		Credentials: secretCredentials{sec},
 		Tokens:      tokenChecker{tokens},

@@ -16,6 +16,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gm "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
+	"github.com/rdslocal/rdslocal/proxy"
 )
 
 var registerTLS sync.Once
@@ -100,7 +101,7 @@ func TestAuthentication(t *testing.T) {
 	}
 	// The count moves after the client has its error.
 	eventually(t, 5*time.Second, func() error {
-		if n := h.setupFailedAuth.Load(); n != 9 {
+		if n := h.metric("ClientConnectionsSetupFailedAuth"); n != 9 {
 			return fmt.Errorf("ClientConnectionsSetupFailedAuth = %d, want 9", n)
 		}
 		return nil
@@ -119,30 +120,28 @@ func TestCachingSHA2Paths(t *testing.T) {
 		defer c.Close()
 		return c.PingContext(ctx)
 	}
-	if h.p.sha2Cached(h.settings.ProxyID, sha2User, sha2PW) {
+	if h.p.sha2Cached(h.spec.ID, sha2User, sha2PW) {
 		t.Fatal("cached before any login")
 	}
 	if err := login(""); err != nil { // full, RSA
 		t.Fatal(err)
 	}
-	if !h.p.sha2Cached(h.settings.ProxyID, sha2User, sha2PW) {
+	if !h.p.sha2Cached(h.spec.ID, sha2User, sha2PW) {
 		t.Fatal("not cached after a full authentication")
 	}
 	if err := login(""); err != nil { // fast
 		t.Fatal(err)
 	}
 	// The secret rotates: the cache no longer matches; full again, over TLS.
-	h.mu.Lock()
-	h.secrets[1].pw = "rotated-pw"
-	h.mu.Unlock()
-	if h.p.sha2Cached(h.settings.ProxyID, sha2User, "rotated-pw") {
+	h.secrets.put("arn:sha2", sha2User, "rotated-pw")
+	if h.p.sha2Cached(h.spec.ID, sha2User, "rotated-pw") {
 		t.Fatal("cache matches a new password")
 	}
 	c := h.open(sha2User, "rotated-pw", "", tlsParam())
 	if err := c.PingContext(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !h.p.sha2Cached(h.settings.ProxyID, sha2User, "rotated-pw") {
+	if !h.p.sha2Cached(h.spec.ID, sha2User, "rotated-pw") {
 		t.Fatal("not cached after the full authentication over TLS")
 	}
 	if err := login(""); myErrNo(err) != 1045 {
@@ -152,7 +151,7 @@ func TestCachingSHA2Paths(t *testing.T) {
 
 func TestRequireTLS(t *testing.T) {
 	srv := requireMariaDB(t)
-	h := newHarness(t, srv, harnessOpts{mod: func(s *Settings) { s.RequireTLS = true }})
+	h := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) { s.RequireTLS = true }})
 	ctx := ctxT(t, 20*time.Second)
 	err := h.open(appUser, appPW, "", "").PingContext(ctx)
 	var me *mysql.MySQLError

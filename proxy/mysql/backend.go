@@ -14,20 +14,16 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gm "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/pingcap/tidb/pkg/parser/charset"
+	"github.com/rdslocal/rdslocal/proxy"
 	"github.com/rdslocal/rdslocal/proxy/mysql/wire"
 )
 
 // Backend is one server connection. go-mysql's client opens and
 // authenticates it; the proxy then takes over the raw connection (its own
-// buffered reader and writer) for relaying. In round 2 it embeds
-// proxy.Pooled.
+// buffered reader and writer) for relaying. It embeds the core's record
+// of the connection (nil for a health probe's).
 type Backend struct {
-	// ID names the connection in pin log lines (dbConnection=N); the pool
-	// sets it.
-	ID int64
-	// MaxConnections is the server's max_connections, read at Dial when
-	// asked (0 otherwise).
-	MaxConnections int
+	*proxy.Pooled
 
 	nc   net.Conn
 	r    *wire.Reader
@@ -160,12 +156,12 @@ func (p *Protocol) dial(ctx context.Context, req DialRequest) (*Backend, error) 
 	if err != nil {
 		var me *gm.MyError
 		if errors.As(err, &me) {
-			return nil, &DialError{Auth: me.Code == gm.ER_ACCESS_DENIED_ERROR || me.Code == gm.ER_DBACCESS_DENIED_ERROR,
-				Code: me.Code, State: me.State, Msg: me.Message}
+			return nil, &proxy.DialError{Auth: me.Code == gm.ER_ACCESS_DENIED_ERROR || me.Code == gm.ER_DBACCESS_DENIED_ERROR,
+				Code: strconv.Itoa(int(me.Code)), Msg: me.Message, Err: me}
 		}
 		return nil, err
 	}
-	b := &Backend{nc: cc.Conn.Conn, tls: useTLS, threadID: cc.GetConnectionID(), version: cc.GetServerVersion(), key: req.Key,
+	b := &Backend{Pooled: req.Pooled, nc: cc.Conn.Conn, tls: useTLS, threadID: cc.GetConnectionID(), version: cc.GetServerVersion(), key: req.Key,
 		caps: v.caps | gm.CLIENT_PROTOCOL_41 | gm.CLIENT_TRANSACTIONS}
 	b.flavor = flavorOf(b.version)
 	fail := func(err error) (*Backend, error) {
@@ -175,6 +171,7 @@ func (p *Protocol) dial(ctx context.Context, req DialRequest) (*Backend, error) 
 	if d, ok := ctx.Deadline(); ok {
 		b.nc.SetDeadline(d)
 	}
+	maxConns := 0
 	if req.NeedMaxConnections {
 		r, err := cc.Execute("SELECT @@max_connections")
 		if err != nil {
@@ -184,7 +181,7 @@ func (p *Protocol) dial(ctx context.Context, req DialRequest) (*Backend, error) 
 		if err != nil {
 			return fail(fmt.Errorf("read max_connections: %w", err))
 		}
-		b.MaxConnections = int(n)
+		maxConns = int(n)
 	}
 	b.r = wire.NewSmallReader(b.nc, 512)
 	b.w = bufio.NewWriterSize(b.nc, 16<<10)
@@ -201,6 +198,9 @@ func (p *Protocol) dial(ctx context.Context, req DialRequest) (*Backend, error) 
 	}
 	b.nc.SetDeadline(time.Time{})
 	b.r.Release()
+	if b.Pooled != nil {
+		b.Init(b.nc, maxConns)
+	}
 	return b, nil
 }
 

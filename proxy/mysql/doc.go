@@ -2,16 +2,25 @@
 // what a MYSQL proxy endpoint does with one client connection, and how it
 // opens server connections. Policy shared with PostgreSQL (listeners,
 // routing, pools and their budget, borrow timeout, health, metrics) is the
-// core's; this package reaches it only through the Client interface in
-// core.go, at login, borrow, return and pin — never per packet. The wire
-// format helpers live in proxy/mysql/wire.
+// core's (package proxy); this package reaches it only through
+// *proxy.Client at login, borrow, return and pin — never per packet. The
+// server hands mysql.New(…) to the proxy.Manager beside PostgreSQL's
+// protocol (server/dataplane.go). The wire format helpers live in
+// proxy/mysql/wire.
 //
 // # API
 //
-//	p := mysql.New(mysql.Config{Logger: log})
-//	p.Serve(client)              // one accepted connection, until it ends
-//	b, err := p.Dial(ctx, req)   // one authenticated server connection for a pool
+//	p := mysql.New(mysql.Config{Logger: log}) // a proxy.Protocol for the MYSQL family
+//	p.Serve(client)              // one accepted *proxy.Client, until it ends
+//	sc, err := p.Dial(ctx, req)  // one authenticated server connection for a pool (*Backend)
 //	err = p.Probe(ctx, req)      // health check: log in, log out
+//
+// Backend embeds the core's *proxy.Pooled. A server's refusal at Dial or
+// Probe is a *proxy.DialError wrapping its *mysql.MyError (Auth for 1045
+// and 1044: target health AUTH_FAILURE; others CONNECTION_FAILED); the
+// client of a borrow that needed the dial gets the server's own error.
+// Serve runs the connection phase, then the command loop on a fresh
+// goroutine (proxy.Client.Continue) whose stack starts small.
 //
 // A Protocol is safe for concurrent use. It keeps what sessions share and
 // is MySQL's own: the connection IDs it gives clients (KILL looks sessions
@@ -20,8 +29,9 @@
 //
 // # Files
 //
-//   - core.go: the seam (Client, Key, DialRequest, Settings, Auth,
-//     ErrBorrowTimeout, DialError).
+//   - glue.go: the core's types under the protocol's names (Key,
+//     DialRequest, Auth), the Settings a session reads from its proxy's
+//     spec, borrow.
 //   - protocol.go: Protocol; greetings; the session registry; caches.
 //   - handshake.go: the connection phase and authentication, COM_CHANGE_USER.
 //   - session.go: a session's state, borrowing and returning, the end.
@@ -77,6 +87,12 @@
 //  8. At the end a pinned connection is reset (COM_RESET_CONNECTION, the
 //     InitQuery again, the pool's schema) and reused, one left in a
 //     transaction is rolled back, one that failed is closed.
+//  9. A client idle longer than IdleClientTimeout, or past the maximum
+//     client life (proxy.Limits.ClientMaxAge, 24 hours) at a moment
+//     outside a transaction, is disconnected without a message (as a
+//     MySQL server past wait_timeout closes). A borrow that waits longer
+//     than ConnectionBorrowTimeout answers ERROR 9501 (HY000)
+//     "Timed-out waiting to acquire database connection".
 //
 // # Pools and tracked state
 //

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/rdslocal/rdslocal/engine/enginetest"
+	"github.com/rdslocal/rdslocal/proxy"
 )
 
 // heldBackend returns the server thread ID of the connection the session
@@ -46,7 +48,7 @@ func TestClientGoneMidTransaction(t *testing.T) {
 	}
 	c.Conn.Conn.Close() // gone, no COM_QUIT
 	eventually(t, 10*time.Second, func() error {
-		if h.pool.idleCount() != 1 {
+		if h.idleCount() != 1 {
 			return errors.New("connection not returned")
 		}
 		return nil
@@ -67,8 +69,8 @@ func TestClientGoneMidTransaction(t *testing.T) {
 	if n, _ := r.GetInt(0, 1); n != 0 {
 		t.Fatal("connection still in a transaction")
 	}
-	if h.pool.dials != 1 {
-		t.Fatalf("%d dials: the rolled-back connection should have been reused", h.pool.dials)
+	if h.dials() != 1 {
+		t.Fatalf("%d dials: the rolled-back connection should have been reused", h.dials())
 	}
 	_ = ctx
 }
@@ -219,4 +221,39 @@ func TestKill(t *testing.T) {
 	if scan1[int](t, ctx, same, "SELECT 3") != 3 {
 		t.Fatal("killer session broken")
 	}
+}
+
+// TestTargetHealth: the core's health probe logs in through Probe:
+// AVAILABLE with the secret's password, UNAVAILABLE with AUTH_FAILURE when
+// the server refuses it (and the client gets the server's ERROR 1045),
+// CONNECTION_FAILED when nothing listens on the target's port.
+func TestTargetHealth(t *testing.T) {
+	srv := requireMariaDB(t)
+	health := func(h *harness, want, reason string) {
+		t.Helper()
+		eventually(t, 20*time.Second, func() error {
+			st, r, desc := h.m.TargetHealth(h.spec.ID, "db-1")
+			if st != want || r != reason {
+				return fmt.Errorf("target health %s %s %q, want %s %s", st, r, desc, want, reason)
+			}
+			return nil
+		})
+	}
+	health(newHarness(t, srv, harnessOpts{}), "AVAILABLE", "")
+
+	h := newHarness(t, srv, harnessOpts{})
+	h.secrets.put("arn:app", appUser, "not-the-password")
+	h.secrets.put("arn:sha2", sha2User, "not-the-password")
+	h.secrets.put("arn:iam", iamUser, "not-the-password")
+	if err := h.m.Apply([]proxy.ProxySpec{h.spec}); err != nil { // probes again at once
+		t.Fatal(err)
+	}
+	health(h, "UNAVAILABLE", "AUTH_FAILURE")
+	_, err := client.Connect(h.addr, appUser, "not-the-password", testDB)
+	if err == nil || !strings.Contains(err.Error(), "1045") {
+		t.Fatalf("login with the secret's (wrong) password: %v, want the server's ERROR 1045", err)
+	}
+
+	down := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) { s.Targets[0].Port = freePort() }})
+	health(down, "UNAVAILABLE", "CONNECTION_FAILED")
 }

@@ -50,7 +50,7 @@ var errAuth = errors.New("mysql: authentication failed")
 // borrow that checks the schema on the server, as a direct login would.
 func (s *session) handshake() error {
 	s.raw.SetDeadline(time.Now().Add(handshakeTimeout))
-	s.set = s.c.Settings()
+	s.set = settingsOf(s.c)
 	g, ok := s.p.greeting(s.set.Target)
 	if !ok && s.set.Target != "" {
 		ctx, cancel := context.WithTimeout(s.c.Context(), 3*time.Second)

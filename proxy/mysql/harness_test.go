@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/rdslocal/rdslocal/engine"
 	"github.com/rdslocal/rdslocal/engine/enginetest"
 	"github.com/rdslocal/rdslocal/iamauth"
+	"github.com/rdslocal/rdslocal/proxy"
 	"go.uber.org/goleak"
 )
 
@@ -48,7 +48,6 @@ var (
 	skipWhy string
 	testCA  *acmcert.CA
 	caFile  string
-	srvCert tls.Certificate
 )
 
 func TestMain(m *testing.M) {
@@ -87,7 +86,6 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	srvCert = *cert
 	dir, err := os.MkdirTemp("", "rdslocal-mysql-test-")
 	if err != nil {
 		return err
@@ -148,43 +146,68 @@ func requireMariaDB(t testing.TB) *enginetest.Server {
 	return shared
 }
 
-// secret is one Auth entry of the test proxy with its secret.
-type secret struct {
-	auth     Auth
-	user, pw string
+// serverMaxConns is the shared server's max_connections: the harness
+// turns a pool cap into MaxConnectionsPercent of it.
+const serverMaxConns = 60
+
+// fakeSecrets is a proxy.CredentialSource over a map (rotation = map
+// write).
+type fakeSecrets struct {
+	mu sync.Mutex
+	m  map[string][2]string
 }
 
-// harness is a Protocol serving a listener, with a test-only pool (a
-// capped set of server connections) standing in for the core.
+func (f *fakeSecrets) Credentials(_, _, id string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[id]
+	if !ok {
+		return "", "", errors.New("ResourceNotFoundException")
+	}
+	return v[0], v[1], nil
+}
+
+func (f *fakeSecrets) put(id, user, pw string) {
+	f.mu.Lock()
+	f.m[id] = [2]string{user, pw}
+	f.mu.Unlock()
+}
+
+// testTokens and testCerts adapt iamauth and acmcert as the server does.
+type testTokens struct{ v *iamauth.TokenValidator }
+
+func (c testTokens) CheckToken(token string, want proxy.TokenCheck) error {
+	_, err := c.v.Validate(token, iamauth.TokenExpectation{Addresses: want.Addresses, Region: want.Region,
+		User: want.User, Resource: want.Resource})
+	return err
+}
+
+type testCerts struct{ c *acmcert.EndpointCerts }
+
+func (c testCerts) TLSConfig(dnsNames []string, ips []net.IP) (*tls.Config, error) {
+	return c.c.TLSConfig(acmcert.Endpoint{DNSNames: dnsNames, IPs: ips})
+}
+
+// harness is one proxy.Manager with the MySQL protocol and one proxy in
+// front of the shared MariaDB server.
 type harness struct {
-	t        testing.TB
-	srv      *enginetest.Server
-	p        *Protocol
-	ln       net.Listener
-	addr     string
-	settings Settings
-	tlsConf  *tls.Config
-	pool     *testPool
-	tokens   *iamauth.TokenValidator
-	skew     atomic.Int64
-	logs     *logSink
-
-	mu      sync.Mutex
-	secrets []secret
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	pins, setupOK, setupFailedAuth, setupFailed, queries, inTx atomic.Int64
+	t       testing.TB
+	srv     *enginetest.Server
+	p       *Protocol
+	m       *proxy.Manager
+	spec    proxy.ProxySpec
+	addr    string
+	secrets *fakeSecrets
+	skew    atomic.Int64 // token validator clock offset
+	logs    *logSink
 }
 
 type harnessOpts struct {
 	maxConns      int           // pool cap (default 20)
 	borrowTimeout time.Duration // default 10 s
-	mod           func(*Settings)
-	tls           bool // the proxy dials the server with TLS
+	mod           func(*proxy.ProxySpec)
 	noTLS         bool // the endpoint offers no TLS
+	clientMaxAge  time.Duration
 }
 
 func newHarness(t testing.TB, srv *enginetest.Server, o harnessOpts) *harness {
@@ -195,51 +218,49 @@ func newHarness(t testing.TB, srv *enginetest.Server, o harnessOpts) *harness {
 	if o.borrowTimeout == 0 {
 		o.borrowTimeout = 10 * time.Second
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, srv: srv, p: New(Config{}), ln: ln, addr: ln.Addr().String(), logs: &logSink{}}
-	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.settings = Settings{ProxyID: "prx-0123456789abcdef0", IdleClientTimeout: 30 * time.Minute, Target: srv.Addr()}
-	if o.mod != nil {
-		o.mod(&h.settings)
-	}
-	if !o.noTLS {
-		h.tlsConf = &tls.Config{Certificates: []tls.Certificate{srvCert}}
-	}
-	h.secrets = []secret{
-		{auth: Auth{IAMAuth: IAMDisabled, ClientPasswordAuthType: AuthNative}, user: appUser, pw: appPW},
-		{auth: Auth{IAMAuth: IAMDisabled, ClientPasswordAuthType: AuthCachingSHA2}, user: sha2User, pw: sha2PW},
-		{auth: Auth{IAMAuth: IAMRequired}, user: iamUser, pw: iamPW},
-	}
-	h.tokens = &iamauth.TokenValidator{Creds: iamauth.StaticCredentials{}, Now: func() time.Time {
+	h := &harness{t: t, srv: srv, secrets: &fakeSecrets{m: map[string][2]string{}}, logs: &logSink{}}
+	h.secrets.put("arn:app", appUser, appPW)
+	h.secrets.put("arn:sha2", sha2User, sha2PW)
+	h.secrets.put("arn:iam", iamUser, iamPW)
+	tv := &iamauth.TokenValidator{Creds: iamauth.StaticCredentials{}, Now: func() time.Time {
 		return time.Now().Add(time.Duration(h.skew.Load()))
 	}}
+	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.p = New(Config{Logger: log})
+	cfg := proxy.ManagerConfig{Protocols: []proxy.Protocol{h.p}, Credentials: h.secrets, Tokens: testTokens{tv}, Logger: log,
+		Limits: proxy.Limits{ClientMaxAge: o.clientMaxAge}}
+	if !o.noTLS {
+		certs, err := acmcert.NewEndpointCerts(testCA, acmcert.EndpointCertsConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certs = testCerts{certs}
+	}
+	h.m = proxy.NewManager(cfg)
+	h.addr = fmt.Sprintf("127.0.0.1:%d", freePort())
 	host, port, _ := net.SplitHostPort(srv.Addr())
 	pn, _ := strconv.Atoi(port)
-	h.pool = &testPool{h: h, host: host, port: pn, cap: o.maxConns, timeout: o.borrowTimeout, tls: o.tls,
-		idle: map[Key][]*Backend{}}
-	h.pool.cond = sync.NewCond(&h.pool.mu)
-	h.wg.Add(1)
-	go h.accept()
+	// The smallest percentage of max_connections that gives maxConns.
+	pct := (o.maxConns*100 + serverMaxConns - 1) / serverMaxConns
+	h.spec = proxy.ProxySpec{ID: "prx-0123456789abcdef0", Name: "test-proxy", Account: "000000000000", Region: "us-east-1",
+		EngineFamily: proxy.EngineMySQL, IdleClientTimeout: 30 * time.Minute,
+		Auth: []proxy.AuthSpec{
+			{UserName: appUser, SecretArn: "arn:app", IAMAuth: IAMDisabled, ClientPasswordAuthType: AuthNative},
+			{UserName: sha2User, SecretArn: "arn:sha2", IAMAuth: IAMDisabled, ClientPasswordAuthType: AuthCachingSHA2},
+			{UserName: iamUser, SecretArn: "arn:iam", IAMAuth: IAMRequired},
+		},
+		Pool:      proxy.PoolSpec{MaxConnectionsPercent: pct, MaxIdleConnectionsPercent: pct, BorrowTimeout: o.borrowTimeout},
+		Targets:   []proxy.TargetSpec{{ID: "db-1", Host: host, Port: pn, Role: proxy.RoleReadWrite}},
+		Endpoints: []proxy.EndpointSpec{{Name: "default", Listen: h.addr}},
+	}
+	if o.mod != nil {
+		o.mod(&h.spec)
+	}
+	if err := h.m.Apply([]proxy.ProxySpec{h.spec}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(h.close)
 	return h
-}
-
-func (h *harness) accept() {
-	defer h.wg.Done()
-	for {
-		c, err := h.ln.Accept()
-		if err != nil {
-			return
-		}
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			h.p.Serve(&testClient{h: h, conn: c})
-		}()
-	}
 }
 
 func (h *harness) close() {
@@ -250,208 +271,53 @@ func (h *harness) close() {
 		}
 		h.logs.mu.Unlock()
 	}
-	h.cancel()
-	h.ln.Close()
-	h.wg.Wait()
-	h.pool.close()
+	h.m.Close()
 }
 
-func (h *harness) secret(user string) (secret, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, s := range h.secrets {
-		if s.user == user {
-			return s, true
-		}
+// metric reads one of the proxy's metrics: of its target ("db-1") when
+// the name starts with Database, else of its endpoint.
+func (h *harness) metric(name string) int64 {
+	h.t.Helper()
+	var buf bytes.Buffer
+	h.m.WriteMetrics(&buf)
+	lb := `endpoint="default"`
+	if strings.HasPrefix(name, "Database") || strings.HasPrefix(name, "MaxDatabase") {
+		lb = `target="db-1"`
 	}
-	return secret{}, false
-}
-
-// testClient is the core's side of one session.
-type testClient struct {
-	h    *harness
-	conn net.Conn
-}
-
-func (c *testClient) Conn() net.Conn           { return c.conn }
-func (c *testClient) Context() context.Context { return c.h.ctx }
-func (c *testClient) Settings() Settings       { return c.h.settings }
-func (c *testClient) TLSConfig() *tls.Config   { return c.h.tlsConf }
-func (c *testClient) Credentials(user string) (Auth, string, bool) {
-	s, ok := c.h.secret(user)
-	return s.auth, s.pw, ok
-}
-
-func (c *testClient) CheckToken(token, user string) error {
-	_, err := c.h.tokens.Validate(token, iamauth.TokenExpectation{Addresses: []string{c.h.addr}, Region: "us-east-1", User: user})
-	return err
-}
-
-func (c *testClient) Borrow(key Key, prefer *Backend) (*Backend, error) {
-	return c.h.pool.borrow(key, prefer)
-}
-func (c *testClient) Release(b *Backend, reusable bool) { c.h.pool.release(b, reusable) }
-func (c *testClient) Pin(b *Backend, reason string) {
-	c.h.pins.Add(1)
-	c.Logger().Info(fmt.Sprintf("The client session was pinned to the database connection [dbConnection=%d] for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: %s", b.ID, reason))
-}
-func (c *testClient) SetupDone(bool) { c.h.setupOK.Add(1) }
-func (c *testClient) SetupFailed(auth bool) {
-	if auth {
-		c.h.setupFailedAuth.Add(1)
-	} else {
-		c.h.setupFailed.Add(1)
-	}
-}
-func (c *testClient) QueryDone(bool, time.Duration, time.Duration) { c.h.queries.Add(1) }
-func (c *testClient) InTransaction(_ *Backend, in bool) {
-	if in {
-		c.h.inTx.Add(1)
-	} else {
-		c.h.inTx.Add(-1)
-	}
-}
-func (c *testClient) Logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(c.h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// testPool is the test's stand-in for the core's pools: at most cap
-// server connections in all, idle ones kept per key (LIFO), waiters
-// woken on every release, ErrBorrowTimeout after the timeout.
-type testPool struct {
-	h       *harness
-	host    string
-	port    int
-	cap     int
-	timeout time.Duration
-	tls     bool
-
-	mu      sync.Mutex
-	cond    *sync.Cond
-	open    int
-	maxOpen int
-	idle    map[Key][]*Backend
-	nextID  int64
-	dials   int
-	closed  bool
-}
-
-func (p *testPool) borrow(key Key, prefer *Backend) (*Backend, error) {
-	deadline := time.Now().Add(p.timeout)
-	timer := time.AfterFunc(p.timeout, func() {
-		p.mu.Lock()
-		p.cond.Broadcast()
-		p.mu.Unlock()
-	})
-	defer timer.Stop()
-	p.mu.Lock()
-	for {
-		if l := p.idle[key]; len(l) > 0 {
-			i := len(l) - 1
-			for j, b := range l {
-				if b == prefer {
-					i = j
-				}
-			}
-			b := l[i]
-			p.idle[key] = append(l[:i], l[i+1:]...)
-			if !alive(b.nc) {
-				// Lost while idle (the server restarted): the core
-				// discards such connections with a non-blocking peek.
-				p.open--
-				go b.Close()
-				continue
-			}
-			p.mu.Unlock()
-			return b, nil
-		}
-		if p.open < p.cap {
-			p.open++
-			p.maxOpen = max(p.maxOpen, p.open)
-			p.nextID++
-			id := p.nextID
-			p.dials++
-			p.mu.Unlock()
-			b, err := p.dial(key)
+	prefix := "rdslocal_" + name + `{proxy="` + h.spec.Name + `",` + lb + "} "
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				p.mu.Lock()
-				p.open--
-				p.cond.Broadcast()
-				p.mu.Unlock()
-				return nil, err
+				h.t.Fatal(err)
 			}
-			b.ID = id
-			return b, nil
-		}
-		if p.evictOther(key) {
-			continue
-		}
-		if time.Now().After(deadline) {
-			p.mu.Unlock()
-			return nil, ErrBorrowTimeout
-		}
-		p.cond.Wait()
-	}
-}
-
-func (p *testPool) dial(key Key) (*Backend, error) {
-	s, ok := p.h.secret(key.User)
-	if !ok {
-		return nil, errors.New("no secret")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return p.h.p.Dial(ctx, DialRequest{Host: p.host, Port: p.port, Key: key, Password: s.pw, TLS: p.tls,
-		InitQuery: p.h.settings.InitQuery, NeedMaxConnections: true})
-}
-
-// evictOther closes an idle connection of another key to make room.
-func (p *testPool) evictOther(key Key) bool {
-	for k, l := range p.idle {
-		if k != key && len(l) > 0 {
-			b := l[0]
-			p.idle[k] = l[1:]
-			p.open--
-			go b.Close()
-			return true
+			return n
 		}
 	}
-	return false
+	h.t.Fatalf("no metric %s in:\n%s", name, buf.String())
+	return 0
 }
 
-func (p *testPool) release(b *Backend, reusable bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if reusable && !p.closed {
-		p.idle[b.key] = append(p.idle[b.key], b)
-	} else {
-		p.open--
-		b.Close()
-	}
-	p.cond.Broadcast()
+// dials counts the server connections the pool opened.
+func (h *harness) dials() int64 { return h.metric("DatabaseConnectionsSetupSucceeded") }
+
+// idleCount counts the pool's idle server connections.
+func (h *harness) idleCount() int64 {
+	return h.metric("DatabaseConnections") - h.metric("DatabaseConnectionsCurrentlyBorrowed")
 }
 
-func (p *testPool) idleCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, l := range p.idle {
-		n += len(l)
-	}
-	return n
+// pins counts the sessions pinned (RDS's log line).
+func (h *harness) pins() int64 {
+	return int64(h.logs.count("The client session was pinned to the database connection"))
 }
 
-func (p *testPool) close() {
-	p.mu.Lock()
-	p.closed = true
-	idle := p.idle
-	p.idle = map[Key][]*Backend{}
-	p.mu.Unlock()
-	for _, l := range idle {
-		for _, b := range l {
-			b.Close()
-		}
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
 	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // logSink collects log lines.
@@ -507,28 +373,4 @@ func eventually(t testing.TB, d time.Duration, f func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// alive reports whether an idle connection has nothing to read and no
-// EOF (a one-byte MSG_PEEK|MSG_DONTWAIT answering EAGAIN).
-func alive(nc net.Conn) bool {
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	tcp, ok := nc.(*net.TCPConn)
-	if !ok {
-		return true
-	}
-	rc, err := tcp.SyscallConn()
-	if err != nil {
-		return false
-	}
-	idle := false
-	rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		idle = err == syscall.EAGAIN
-		return true
-	})
-	return idle
 }

@@ -3,11 +3,14 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // conn returns a dedicated client session of db.
@@ -147,18 +150,21 @@ func TestMultiplex(t *testing.T) {
 	if m := maxSeen.Load(); m > cap_ || m == 0 {
 		t.Errorf("processlist showed %d of the proxy's connections (cap %d)", m, cap_)
 	}
-	if h.pool.maxOpen > cap_ {
-		t.Errorf("pool opened %d", h.pool.maxOpen)
+	if n := h.metric("MaxDatabaseConnectionsAllowed"); n != cap_ {
+		t.Errorf("MaxDatabaseConnectionsAllowed %d, want %d", n, cap_)
+	}
+	if n := h.metric("DatabaseConnections"); n > cap_ {
+		t.Errorf("pool holds %d server connections (cap %d)", n, cap_)
 	}
 	var total int
 	admin.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+testDB+".items").Scan(&total)
 	if total != clients*rounds {
 		t.Errorf("%d rows, want %d", total, clients*rounds)
 	}
-	if p := h.pins.Load(); p != clients/10 {
+	if p := h.pins(); p != clients/10 {
 		t.Errorf("%d pins, want %d", p, clients/10)
 	}
-	t.Logf("max server connections seen: %d, dials: %d", maxSeen.Load(), h.pool.dials)
+	t.Logf("max server connections seen: %d, dials: %d", maxSeen.Load(), h.dials())
 }
 
 // TestTrackedState shares one server connection between two sessions
@@ -190,14 +196,14 @@ func TestTrackedState(t *testing.T) {
 		}
 	}
 	check("ANSI_QUOTES|+05:00|latin1|SERIALIZABLE|OFF|5|" + testDB)
-	if h.pool.dials != 1 {
-		t.Fatalf("%d dials; the sessions should share one connection", h.pool.dials)
+	if h.dials() != 1 {
+		t.Fatalf("%d dials; the sessions should share one connection", h.dials())
 	}
 	// The default schema: a pool of its own, the other values follow.
 	mustExec(t, ctx, a, "USE otherdb")
 	check("ANSI_QUOTES|+05:00|latin1|SERIALIZABLE|OFF|5|otherdb")
-	if h.pins.Load() != 0 {
-		t.Fatalf("%d pins", h.pins.Load())
+	if h.pins() != 0 {
+		t.Fatalf("%d pins", h.pins())
 	}
 }
 
@@ -231,11 +237,11 @@ func TestAutocommitOff(t *testing.T) {
 	ctx := ctxT(t, time.Minute)
 	db := h.open(appUser, appPW, testDB, "interpolateParams=true")
 	a, b := conn(t, ctx, db), conn(t, ctx, db)
-	idle := func(want int) {
+	idle := func(want int64) {
 		t.Helper()
 		// The proxy answers the client before it returns the connection.
 		eventually(t, 5*time.Second, func() error {
-			if n := h.pool.idleCount(); n != want {
+			if n := h.idleCount(); n != want {
 				return fmt.Errorf("%d idle connections, want %d", n, want)
 			}
 			return nil
@@ -265,7 +271,34 @@ func TestAutocommitOff(t *testing.T) {
 	if got := scan1[int](t, ctx, b, "SELECT COUNT(*) FROM items WHERE client = -10"); got != 1 {
 		t.Fatalf("rolled back row visible: %d", got)
 	}
-	if h.pins.Load() != 0 {
-		t.Fatalf("%d pins", h.pins.Load())
+	if h.pins() != 0 {
+		t.Fatalf("%d pins", h.pins())
+	}
+}
+
+// TestBorrowTimeout: with the pool's one connection held in a
+// transaction, another client's statement waits ConnectionBorrowTimeout,
+// then gets RDS's ERROR 9501; the holder is not disturbed.
+func TestBorrowTimeout(t *testing.T) {
+	srv := requireMariaDB(t)
+	h := newHarness(t, srv, harnessOpts{maxConns: 1, borrowTimeout: 300 * time.Millisecond})
+	ctx := ctxT(t, 30*time.Second)
+	db := h.open(appUser, appPW, "", "")
+	a, b := conn(t, ctx, db), conn(t, ctx, db)
+	if _, err := a.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	var one int
+	err := b.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 9501 || string(me.SQLState[:]) != "HY000" ||
+		me.Message != "Timed-out waiting to acquire database connection" {
+		t.Fatalf("got %v, want ERROR 9501 (HY000): Timed-out waiting to acquire database connection", err)
+	}
+	if _, err := a.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"github.com/rdslocal/rdslocal/proxy"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,11 @@ func TestPinning(t *testing.T) {
 		{name: "executable comment", sql: "/*!40101 SET @c = 1 */", pins: true, varSet: true},
 	}
 	for _, exclude := range []bool{false, true} {
-		h := newHarness(t, srv, harnessOpts{mod: func(s *Settings) { s.ExcludeVariableSets = exclude }})
+		h := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) {
+			if exclude {
+				s.Pool.SessionPinningFilters = []string{"EXCLUDE_VARIABLE_SETS"}
+			}
+		}})
 		for _, tc := range cases {
 			name := tc.name
 			if exclude {
@@ -59,7 +64,7 @@ func TestPinning(t *testing.T) {
 				db := h.open(appUser, appPW, testDB, params)
 				db.SetMaxIdleConns(0)
 				c := conn(t, ctx, db)
-				before := h.pins.Load()
+				before := h.pins()
 				var args []any
 				if tc.prepared {
 					args = []any{1}
@@ -70,7 +75,7 @@ func TestPinning(t *testing.T) {
 				}
 				rows.Close()
 				want := tc.pins && !(exclude && tc.varSet)
-				if got := h.pins.Load() > before; got != want {
+				if got := h.pins() > before; got != want {
 					t.Fatalf("pinned = %v, want %v", got, want)
 				}
 				// The session goes on working, pinned or not.
@@ -89,7 +94,7 @@ func TestPinning(t *testing.T) {
 // tables, locks, session variables).
 func TestPinnedReset(t *testing.T) {
 	srv := requireMariaDB(t)
-	h := newHarness(t, srv, harnessOpts{maxConns: 1, mod: func(s *Settings) { s.InitQuery = "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'" }})
+	h := newHarness(t, srv, harnessOpts{maxConns: 1, mod: func(s *proxy.ProxySpec) { s.Pool.InitQuery = "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'" }})
 	ctx := ctxT(t, time.Minute)
 	db := h.open(appUser, appPW, testDB, "interpolateParams=true")
 	db.SetMaxIdleConns(0)
@@ -116,8 +121,8 @@ func TestPinnedReset(t *testing.T) {
 	if _, err := b.ExecContext(ctx, "SELECT * FROM a_tmp"); err == nil {
 		t.Fatal("temporary table survived")
 	}
-	if h.pool.dials != 1 {
-		t.Fatalf("%d dials: the reset connection should have been reused", h.pool.dials)
+	if h.dials() != 1 {
+		t.Fatalf("%d dials: the reset connection should have been reused", h.dials())
 	}
 	if n := h.logs.count("The client session was pinned to the database connection [dbConnection=1] for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: " + reasonUserVar); n != 1 {
 		t.Fatalf("%d pin log lines", n)

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	gm "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/rdslocal/rdslocal/proxy"
 	"github.com/rdslocal/rdslocal/proxy/mysql/wire"
 )
 
@@ -64,11 +66,15 @@ func New(cfg Config) *Protocol {
 }
 
 // Family is the engine family the protocol serves.
-func (p *Protocol) Family() string { return "MYSQL" }
+func (p *Protocol) Family() string { return proxy.EngineMySQL }
 
-// Dial opens and authenticates one server connection.
-func (p *Protocol) Dial(ctx context.Context, req DialRequest) (*Backend, error) {
-	return p.dial(ctx, req)
+// Dial opens and authenticates one server connection for a pool.
+func (p *Protocol) Dial(ctx context.Context, req DialRequest) (proxy.ServerConn, error) {
+	b, err := p.dial(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // Probe logs in to a target and disconnects (health checks); it also
@@ -78,19 +84,50 @@ func (p *Protocol) Probe(ctx context.Context, req DialRequest) error {
 	if _, err := p.fetchGreeting(ctx, addr); err != nil {
 		return err
 	}
+	if req.Key.Variant == "" {
+		req.Key.Variant = probeVariant
+	}
 	b, err := p.dial(ctx, req)
 	if err != nil {
 		return err
 	}
-	b.Close()
+	// COM_QUIT, then wait for the server to hang up: the probe's slot of
+	// the target's budget is free only once the server let it go.
+	b.nc.SetDeadline(time.Now().Add(2 * time.Second))
+	b.w.Write(wire.AppendCommand(nil, gm.COM_QUIT, nil))
+	if b.w.Flush() == nil {
+		io.Copy(io.Discard, b.nc)
+	}
+	b.nc.Close()
 	return nil
 }
 
-// Serve runs one client connection until it ends; it returns only after
-// releasing every server connection the session borrowed.
-func (p *Protocol) Serve(c Client) {
+// probeVariant is what health probes log in with (the core names no
+// variant): utf8mb4_general_ci and the flags every driver sets.
+var probeVariant = variant{caps: gm.CLIENT_MULTI_RESULTS | gm.CLIENT_DEPRECATE_EOF, charset: 45}.String()
+
+// Serve runs one client connection: the connection phase here, then the
+// command phase on a fresh goroutine (c.Continue), because TLS and the
+// authentication grow this goroutine's stack and an idle session should
+// keep a small one. Every server connection the session borrowed is
+// released when it ends.
+func (p *Protocol) Serve(c *proxy.Client) {
 	s := p.newSession(c)
-	s.serve()
+	p.register(s)
+	stop := context.AfterFunc(c.Context(), s.kill)
+	if err := s.handshake(); err != nil {
+		c.Logger().Debug("mysql: client setup failed", "remote", s.raw.RemoteAddr().String(), "err", err)
+		stop()
+		s.finish()
+		return
+	}
+	p.publish(s)
+	s.idle()
+	c.Continue(func() {
+		s.loop()
+		stop()
+		s.finish()
+	})
 }
 
 // greeting returns the cached greeting of the server at addr.

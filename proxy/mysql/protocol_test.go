@@ -18,6 +18,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gm "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
+	"github.com/rdslocal/rdslocal/proxy"
 	"github.com/rdslocal/rdslocal/proxy/mysql/wire"
 )
 
@@ -27,7 +28,7 @@ import (
 func TestMultiStatementsAndProcedures(t *testing.T) {
 	srv := requireMariaDB(t)
 	ctx := ctxT(t, time.Minute)
-	if err := srv.Exec(ctx, "CREATE PROCEDURE "+testDB+".two_results(IN k INT) BEGIN SELECT k AS a; SELECT k + 1 AS b, 'x' AS c; END"); err != nil {
+	if err := srv.Exec(ctx, "CREATE OR REPLACE PROCEDURE "+testDB+".two_results(IN k INT) BEGIN SELECT k AS a; SELECT k + 1 AS b, 'x' AS c; END"); err != nil {
 		t.Fatal(err)
 	}
 	h := newHarness(t, srv, harnessOpts{maxConns: 1})
@@ -393,7 +394,7 @@ func TestChangeUser(t *testing.T) {
 // TestTLSToServer: with RequireTLS the proxy dials the server with TLS.
 func TestTLSToServer(t *testing.T) {
 	srv := requireMariaDB(t)
-	h := newHarness(t, srv, harnessOpts{tls: true, mod: func(s *Settings) { s.RequireTLS = true }})
+	h := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) { s.RequireTLS = true }})
 	ctx := ctxT(t, 20*time.Second)
 	c := conn(t, ctx, h.open(appUser, appPW, testDB, tlsParam()))
 	var name, cipher string
@@ -460,7 +461,7 @@ func TestCapabilityVariants(t *testing.T) {
 // returned.
 func TestIdleClientTimeout(t *testing.T) {
 	srv := requireMariaDB(t)
-	h := newHarness(t, srv, harnessOpts{mod: func(s *Settings) { s.IdleClientTimeout = 300 * time.Millisecond }})
+	h := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) { s.IdleClientTimeout = 300 * time.Millisecond }})
 	c, err := client.Connect(h.addr, appUser, appPW, testDB)
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +473,7 @@ func TestIdleClientTimeout(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, func() error {
-		if h.pool.idleCount() != 1 {
+		if h.idleCount() != 1 {
 			return fmt.Errorf("connection not returned")
 		}
 		return nil
@@ -485,4 +486,33 @@ func TestIdleClientTimeout(t *testing.T) {
 	if n := scan1[int](t, ctx, d, "SELECT COUNT(*) FROM items WHERE client = -70"); n != 0 {
 		t.Fatalf("%d rows of the abandoned transaction", n)
 	}
+}
+
+// TestClientMaxAge: a client connection past RDS Proxy's maximum client
+// life is closed at its first moment outside a transaction, never inside
+// one.
+func TestClientMaxAge(t *testing.T) {
+	srv := requireMariaDB(t)
+	h := newHarness(t, srv, harnessOpts{clientMaxAge: 200 * time.Millisecond})
+	c, err := client.Connect(h.addr, appUser, appPW, testDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Execute("BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the life ends while the transaction is open
+	if _, err := c.Execute("INSERT INTO items (client, n) VALUES (-71, 1)"); err != nil {
+		t.Fatalf("a session past its life was ended inside a transaction: %v", err)
+	}
+	if _, err := c.Execute("COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if _, err := c.Execute("SELECT 1"); err == nil {
+			return errors.New("a session past its life is still connected outside a transaction")
+		}
+		return nil
+	})
 }

@@ -36,10 +36,18 @@ func (e clientError) Unwrap() error  { return e.error }
 func (s *session) loop() {
 	s.cr = wire.NewSmallReader(s.conn, 256)
 	idle := s.set.IdleClientTimeout
+	lifeEnd, _ := s.c.MaxAge()
 	for {
 		var deadline time.Time
-		if !s.cr.Ready() && idle > 0 {
-			deadline = time.Now().Add(idle)
+		if !s.cr.Ready() {
+			if idle > 0 {
+				deadline = time.Now().Add(idle)
+			}
+			// The maximum client life ends a session only between
+			// transactions.
+			if (s.b == nil || (!s.b.inTx && !s.uncertain)) && (deadline.IsZero() || lifeEnd.Before(deadline)) {
+				deadline = lifeEnd
+			}
 			s.conn.SetReadDeadline(deadline)
 		}
 		n, seq, err := s.cr.Header()
@@ -47,7 +55,10 @@ func (s *session) loop() {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
-			return // gone, killed, or idle longer than IdleClientTimeout
+			// Gone, killed, idle longer than IdleClientTimeout or past the
+			// maximum client life: the connection closes, as a MySQL
+			// server closes one past its wait_timeout.
+			return
 		}
 		if seq != 0 || n == 0 {
 			s.sendError(seq+1, gm.NewDefaultError(gm.ER_NET_PACKETS_OUT_OF_ORDER))
@@ -226,7 +237,7 @@ func (s *session) forward(n int, body []byte, buffered bool, cls *Class) error {
 			s.pin(cls.VarPin)
 		}
 		if s.set.DebugLogging && buffered {
-			s.c.Logger().Info("query", "dbConnection", b.ID, "sql", string(body[1:]))
+			s.c.Logger().Info("query", "dbConnection", b.ID(), "sql", string(body[1:]))
 		}
 		if cls.LastInsertID && b.owner != s.serial && b.lastInsertID != s.lastInsertID {
 			// Another session used the connection since: give it the
@@ -414,7 +425,7 @@ func (s *session) setInTx(in bool) {
 	b := s.b
 	if in != b.inTx {
 		b.inTx = in
-		s.c.InTransaction(b, in)
+		b.InTransaction(in)
 	}
 }
 

@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	gm "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/rdslocal/rdslocal/proxy"
 	"github.com/rdslocal/rdslocal/proxy/mysql/wire"
 )
 
@@ -21,7 +21,7 @@ import (
 // no transaction (or keeps it: pinned, in a transaction, or state unknown).
 type session struct {
 	p   *Protocol
-	c   Client
+	c   *proxy.Client
 	set Settings
 
 	raw  net.Conn // the accepted connection
@@ -61,7 +61,7 @@ type session struct {
 	hdr      [4]byte
 }
 
-func (p *Protocol) newSession(c Client) *session {
+func (p *Protocol) newSession(c *proxy.Client) *session {
 	raw := c.Conn()
 	return &session{p: p, c: c, raw: raw, conn: raw, serial: p.serial.Add(1)}
 }
@@ -94,21 +94,6 @@ func (s *session) idle() {
 	if s.cr != nil {
 		s.cr.Release()
 	}
-}
-
-// serve runs the session to its end.
-func (s *session) serve() {
-	s.p.register(s)
-	defer s.finish()
-	stop := context.AfterFunc(s.c.Context(), s.kill)
-	defer stop()
-	if err := s.handshake(); err != nil {
-		s.c.Logger().Debug("mysql: client setup failed", "remote", s.raw.RemoteAddr().String(), "err", err)
-		return
-	}
-	s.p.publish(s)
-	s.idle()
-	s.loop()
 }
 
 // kill ends the session from another goroutine: the client connection is
@@ -173,7 +158,7 @@ func (s *session) acquire(prefer bool) error {
 		pb = s.prev
 	}
 	start := time.Now()
-	b, err := s.c.Borrow(s.key, pb)
+	b, err := borrow(s.c, s.key, pb)
 	s.dbTime += time.Since(start)
 	if err != nil {
 		return err
@@ -218,7 +203,7 @@ func (s *session) release(reusable bool) {
 	s.mu.Unlock()
 	if b.inTx {
 		b.inTx = false
-		s.c.InTransaction(b, false)
+		b.InTransaction(false)
 	}
 	if s.broken || b.broken {
 		reusable = false
@@ -246,14 +231,13 @@ func (s *session) pin(reason string) {
 // the client sees.
 func borrowError(err error) *gm.MyError {
 	var me *gm.MyError
-	var de *DialError
 	switch {
-	case errors.Is(err, ErrBorrowTimeout):
+	case proxy.KindOf(err) == proxy.BorrowTimeout:
 		return &gm.MyError{Code: 9501, State: "HY000", Message: "Timed-out waiting to acquire database connection"}
-	case errors.As(err, &me):
+	case errors.As(err, &me): // the server's refusal (a *proxy.DialError wraps it)
 		return me
-	case errors.As(err, &de) && de.Code != 0:
-		return &gm.MyError{Code: de.Code, State: de.State, Message: de.Msg}
+	case proxy.KindOf(err) == proxy.NoCredentials:
+		return &gm.MyError{Code: gm.ER_ACCESS_DENIED_ERROR, State: "28000", Message: "RDS Proxy could not read the database credentials: " + err.Error()}
 	}
 	return &gm.MyError{Code: gm.ER_UNKNOWN_ERROR, State: "HY000", Message: fmt.Sprintf("Request returned an error: %v", err)}
 }

@@ -247,7 +247,7 @@ func TestApplyRemovesEndpointUnderLoad(t *testing.T) {
 		}
 		return nil
 	})
-	if st, err := h.m.Status(h.spec.ID); err != nil || !st {
+	if st, err := h.m.Status(h.spec.ID, "default"); err != nil || !st {
 		t.Fatalf("status %v %v", st, err)
 	}
 }
