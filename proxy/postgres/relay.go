@@ -109,11 +109,18 @@ func (s *session) loop() {
 				}
 			}
 			s.conn.SetReadDeadline(rd)
+			// A failover's wake-up may have been overwritten just now.
+			if s.b != nil && s.evicted() {
+				return
+			}
 		}
 		typ, n, err := s.cr.Header()
-		if !grace.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		if !grace.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && s.c.Evicted() == nil {
 			s.cr.ClearTimeout()
 			s.conn.SetReadDeadline(deadline)
+			if s.evicted() {
+				return
+			}
 			s.startWatch()
 			typ, n, err = s.cr.Header()
 		}
@@ -122,6 +129,9 @@ func (s *session) loop() {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
+			if s.b != nil && s.evicted() {
+				return
+			}
 			if fired && errors.Is(err, os.ErrDeadlineExceeded) {
 				// The backend has something to say while the client waits.
 				s.cr.ClearTimeout()
@@ -160,7 +170,7 @@ func (s *session) loop() {
 		}
 		if s.b == nil {
 			if err := s.acquire(); err != nil {
-				if s.killed() || s.broken {
+				if s.killed() || s.broken || s.evicted() {
 					return
 				}
 				if s.rejectRequest(typ, err) != nil {
@@ -175,6 +185,9 @@ func (s *session) loop() {
 			err = s.flushAndRelay()
 		}
 		if err != nil {
+			if s.evicted() {
+				return
+			}
 			var be backendError
 			if errors.As(err, &be) {
 				s.backendLost(be.error)
@@ -203,6 +216,9 @@ func (s *session) loop() {
 // backendLost ends the session after its server connection failed: the
 // client gets FATAL 08006 unless the server's own FATAL reached it.
 func (s *session) backendLost(err error) {
+	if s.evicted() {
+		return
+	}
 	s.broken = true
 	if !s.fatal && !s.killed() {
 		s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", err)
