@@ -67,8 +67,9 @@ func (p *proxyState) pickReader(skip map[*target]bool) (t *target, healthy bool)
 		return nil, false
 	}
 	start := int(rt.rr.Add(1))
-	var best, sick *target
-	bestN := int64(math.MaxInt64)
+	// The fewest borrowed among the healthy, and how many have as few.
+	var sick *target
+	least, ties := int64(math.MaxInt64), 0
 	for i := range n {
 		c := ts[(start+i)%n]
 		if skip[c] {
@@ -80,12 +81,32 @@ func (p *proxyState) pickReader(skip map[*target]bool) (t *target, healthy bool)
 			}
 			continue
 		}
-		if b := c.metrics.DatabaseConnectionsCurrentlyBorrowed.Load(); b < bestN {
-			best, bestN = c, b
+		switch b := c.metrics.DatabaseConnectionsCurrentlyBorrowed.Load(); {
+		case b < least:
+			least, ties = b, 1
+		case b == least:
+			ties++
 		}
 	}
-	if best != nil {
-		return best, true
+	if ties == 0 {
+		return sick, false
+	}
+	// Round robin among them.
+	k := start % ties
+	for _, c := range ts {
+		if skip[c] || c.health.Load().State == healthUnavailable || c.metrics.DatabaseConnectionsCurrentlyBorrowed.Load() != least {
+			continue
+		}
+		if k == 0 {
+			return c, true
+		}
+		k--
+	}
+	// The gauges moved meanwhile: any healthy one will do.
+	for _, c := range ts {
+		if !skip[c] && c.health.Load().State != healthUnavailable {
+			return c, true
+		}
 	}
 	return sick, false
 }
