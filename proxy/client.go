@@ -299,8 +299,14 @@ func (c *Client) Borrow(key PoolKey, prefer ServerConn) (ServerConn, error) {
 		}
 		c.mu.Unlock()
 		if t.gone.Load() {
-			// Retired since: evict did not see the session hold it.
+			// Retired since, before anything was sent on it: route again.
+			// If evict saw the session hold it, undo its wake-up of the
+			// client read (the session is not waiting for its client).
+			evicted := c.evicted.Load()
 			c.Release(b.conn, false)
+			if evicted {
+				c.conn.SetReadDeadline(time.Time{})
+			}
 			continue
 		}
 		return b.conn, nil
