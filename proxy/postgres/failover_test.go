@@ -291,3 +291,41 @@ func TestReaderRouting(t *testing.T) {
 		}
 	}
 }
+
+// TestNoWriterQueues: while no target serves as the writer, a request
+// waits: it is served once a writer is back, and fails with 53300 when the
+// borrow timeout passes first; the session goes on.
+func TestNoWriterQueues(t *testing.T) {
+	a := requirePG(t)
+	h := newHarness(t, a, func(sp *proxy.ProxySpec) { sp.Pool.BorrowTimeout = time.Second })
+	ctx := ctxT(t, time.Minute)
+	c := h.mustConnect(ctx, "")
+	defer c.Close(ctx)
+	sp := h.spec
+	sp.Targets = nil
+	if err := h.m.Apply([]proxy.ProxySpec{sp}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Exec(ctx, "SELECT 1")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53300" || pe.Message != borrowTimeoutText {
+		t.Fatalf("no writer: %v, want 53300", err)
+	}
+	// A writer that comes back while the request waits serves it.
+	sp.Pool.BorrowTimeout = 30 * time.Second
+	if err := h.m.Apply([]proxy.ProxySpec{sp}); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "SELECT 1")
+		res <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the request waits meanwhile
+	if err := h.m.Apply([]proxy.ProxySpec{h.spec}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("request queued until the writer came back: %v", err)
+	}
+}
