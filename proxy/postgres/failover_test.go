@@ -329,3 +329,40 @@ func TestNoWriterQueues(t *testing.T) {
 		t.Fatalf("request queued until the writer came back: %v", err)
 	}
 }
+
+// TestFailoverMidResponse: a failover while rows stream to the client
+// ends the session with the failover's FATAL, which the client reads as a
+// message (never in the middle of a row).
+func TestFailoverMidResponse(t *testing.T) {
+	a := requirePG(t)
+	b := extraPG(t)
+	h := newHarness(t, a, nil)
+	ctx := ctxT(t, time.Minute)
+	c, _ := recording(t, h.dsn(appUser, appPW, ""))
+	query := "SELECT g, repeat('x', 200) FROM generate_series(1, 50000000) g -- " + strconv.FormatInt(time.Now().UnixNano(), 10)
+	t.Cleanup(func() {
+		adm, err := a.admin(context.Background())
+		if err == nil {
+			adm.Exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1", query)
+			adm.Close(context.Background())
+		}
+	})
+	rows, err := c.Query(ctx, query, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatalf("no first row: %v", rows.Err())
+	}
+	sp := h.spec
+	sp.Targets = []proxy.TargetSpec{{ID: "db-2", Host: "127.0.0.1", Port: b.port, Role: proxy.RoleReadWrite}}
+	if err := h.m.Apply([]proxy.ProxySpec{sp}); err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+	}
+	var pe *pgconn.PgError
+	if err := rows.Err(); !errors.As(err, &pe) || !failoverFatal(pe, false) {
+		t.Fatalf("rows streaming at the failover ended with %v, want FATAL 57P01", err)
+	}
+}

@@ -220,7 +220,7 @@ func (s *session) backendLost(err error) {
 		return
 	}
 	s.broken = true
-	if !s.fatal && !s.killed() {
+	if !s.fatal && !s.killed() && !s.midMessage {
 		s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", err)
 	}
 }
@@ -648,20 +648,27 @@ func isFatal(body []byte) bool {
 
 // stream forwards a message body without buffering all of it.
 func (s *session) stream(typ byte, n int) error {
-	if err := wire.WriteHeader(s.cw, typ, n); err != nil {
-		return clientError{err}
-	}
 	r := s.b.r
 	if n <= 32<<10 {
+		// Read whole before any of it goes to the client, so that a
+		// backend lost meanwhile leaves the client between messages (its
+		// FATAL then reads as one).
 		body, err := r.Body(n)
 		if err != nil {
 			return backendError{err}
+		}
+		if err := wire.WriteHeader(s.cw, typ, n); err != nil {
+			return clientError{err}
 		}
 		if _, err := s.cw.Write(body); err != nil {
 			return clientError{err}
 		}
 		return nil
 	}
+	if err := wire.WriteHeader(s.cw, typ, n); err != nil {
+		return clientError{err}
+	}
+	s.midMessage = true // until the whole body went; a failure ends the session
 	for n > 0 {
 		chunk := min(n, 32<<10)
 		body, err := r.Body(chunk)
@@ -673,6 +680,7 @@ func (s *session) stream(typ byte, n int) error {
 		}
 		n -= chunk
 	}
+	s.midMessage = false
 	return nil
 }
 

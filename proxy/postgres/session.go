@@ -53,6 +53,7 @@ type session struct {
 	copyExtended bool // that COPY was run by Execute
 	broken       bool // the held backend is mid-message or gone
 	fatal        bool // a FATAL from the server was forwarded
+	midMessage   bool // a large message is being streamed to the client: nothing else may be sent
 
 	watch *watch // while a pinned session waits for its client
 
@@ -91,7 +92,7 @@ func (s *session) evicted() bool {
 		return false
 	}
 	s.broken = true
-	if !s.fatal && !s.killed() {
+	if !s.fatal && !s.killed() && !s.midMessage {
 		s.fatal = true
 		text := failoverTxText
 		if s.pinned {
