@@ -161,7 +161,9 @@
 //     InitQuery again) or closed after LOAD; a backend left in a transaction
 //     by a vanished client is rolled back and returned; a backend that was
 //     mid-response is closed. A backend that dies mid-request gives its
-//     client the server's FATAL (or FATAL 08006) and ends that session only.
+//     client the server's FATAL (or FATAL 08006; nothing when it died inside
+//     a message of more than 32 KiB being streamed) and ends that session
+//     only.
 //     A failover that takes the session's backend away (the core's
 //     proxy.Client.Evicted: the session was pinned to it, or had a
 //     transaction or statement on it) ends the session at once with FATAL
