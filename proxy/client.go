@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,11 +38,13 @@ type Client struct {
 	pool      *pool  // of the last Borrow
 
 	// mu guards held and pinned, which the session's goroutine changes and
-	// others read (kill, Held; the proxy's side of a failover will find
-	// the sessions holding or pinned to a target's connections).
+	// others read (kill, Held, and evict, which finds the sessions holding
+	// or pinned to a retired target's connections).
 	mu     sync.Mutex
 	held   *Pooled
 	pinned *Pooled // counted in DatabaseConnectionsCurrentlySessionPinned
+
+	evicted atomic.Bool // set by evictLocked, cleared by Release
 }
 
 func newClient(ep *endpoint, nc net.Conn) *Client {
@@ -99,6 +102,36 @@ func (c *Client) kill() {
 		c.held.nc.SetDeadline(time.Now())
 	}
 	c.mu.Unlock()
+}
+
+// Evicted is non-nil (an *Error of Kind Failover) when the server
+// connection the session holds was taken away at a failover: its target
+// left the proxy or stopped being the writer while the session was pinned
+// to it or had a transaction or statement in progress on it. Such a
+// session's state cannot move to another server, so the protocol ends it
+// with its database's error for that (PostgreSQL: FATAL 57P01). It is the
+// core's one hook for failover, and protocol-neutral:
+//
+//   - To interrupt the session wherever it waits, the core sets the held
+//     connection's deadline (Pooled.Init's stream) and the client
+//     connection's read deadline to now. Reads and writes on the held
+//     connection fail from then on, so nothing more reaches the former
+//     target; a wait for the client's next message ends with a timeout.
+//   - The protocol asks Evicted when an I/O error or timeout reaches it,
+//     before anything else (an idle timeout's error, its own "connection
+//     lost"), and before it releases the connection: Release clears it.
+//   - A protocol that sets the client connection's read deadline before
+//     waiting for the client asks Evicted after setting it (the core's
+//     deadline may have been overwritten).
+//
+// Sessions that hold no server connection (idle, not pinned) are never
+// evicted: their next Borrow goes to the new target. A Borrow that takes a
+// connection of a target retired meanwhile gives it back and routes again.
+func (c *Client) Evicted() error {
+	if c.evicted.Load() {
+		return errFailover
+	}
+	return nil
 }
 
 // Conn is the accepted connection (reads and writes are raw system calls
@@ -172,37 +205,65 @@ func (c *Client) CheckToken(token, user string) error {
 }
 
 // Borrow returns a server connection of the pool key names on the target
-// the endpoint routes to now (the writer for READ_WRITE, a reader for
-// READ_ONLY): prefer if it is idle in that pool (a protocol passes the
-// connection the session used last, so that statements reading its
-// previous results find them), else any idle one, else a new one within
-// the target's budget, else the first one returned, waiting up to
-// ConnectionBorrowTimeout (then an *Error of Kind BorrowTimeout). A
+// the endpoint routes to now (the writer for READ_WRITE; for READ_ONLY a
+// healthy reader with the fewest borrowed connections, round robin among
+// equals, never the writer): prefer if it is idle in that pool (a protocol
+// passes the connection the session used last, so that statements reading
+// its previous results find them), else any idle one, else a new one
+// within the target's budget, else the first one returned, waiting up to
+// ConnectionBorrowTimeout (then an *Error of Kind BorrowTimeout). While no
+// target serves the role (a failover under way, every reader down) it
+// waits for one up to the same deadline; a reader whose dial fails is
+// skipped for another at once. A READ_ONLY endpoint of a proxy without
+// readers (ProxySpec.HasReaders) fails at once (Kind NoReaders). A
 // refusal by the database is the protocol's *DialError; a cancelled
 // session gets its context's error.
 func (c *Client) Borrow(key PoolKey, prefer ServerConn) (ServerConn, error) {
 	p := c.p
-	bt := p.spec().Pool.BorrowTimeout
+	sp := p.spec()
+	bt := sp.Pool.BorrowTimeout
 	if bt <= 0 {
 		bt = defaultBorrowTimeout
+	}
+	reader := c.ep.role == RoleReadOnly
+	if reader && !sp.HasReaders {
+		return nil, errNoReaders
 	}
 	deadline := time.Now().Add(bt)
 	var pref *Pooled
 	if prefer != nil {
 		pref = prefer.pooled()
 	}
+	var failed map[*target]bool // readers whose dial failed in this borrow
+	backoff := 50 * time.Millisecond
 	for {
-		t := p.route(c.ep.role)
-		if t == nil {
-			if time.Now().After(deadline) {
-				return nil, errBorrowTimeout
-			}
-			select {
-			case <-time.After(50 * time.Millisecond):
+		var t *target
+		once := false
+		if reader {
+			t, _ = p.pickReader(failed)
+			if t == nil && len(failed) > 0 {
+				// Every reader failed once: start a new round after a
+				// pause, as a writer's dial retries.
+				if !c.pause(deadline, backoff) {
+					return nil, c.waitErr()
+				}
+				backoff = min(backoff*2, time.Second)
+				failed = nil
 				continue
-			case <-c.ctx.Done():
-				return nil, c.ctx.Err()
 			}
+			// A reader is dialled once, so that a dead one is skipped at
+			// once for another (its health turns UNAVAILABLE); one known
+			// to be down is tried when no healthy one is left, once per
+			// round.
+			once = true
+		} else {
+			t = p.route(c.ep.role)
+		}
+		if t == nil {
+			if !c.pause(deadline, 50*time.Millisecond) {
+				return nil, c.waitErr()
+			}
+			continue
 		}
 		pl := c.pool
 		if pl == nil || pl.t != t || pl.key != key {
@@ -215,8 +276,15 @@ func (c *Client) Borrow(key PoolKey, prefer ServerConn) (ServerConn, error) {
 			c.pool = pl
 		}
 		start := time.Now()
-		b, err := t.borrow(c.ctx, pl, deadline, pref)
+		b, err := t.borrow(c.ctx, pl, deadline, pref, once)
 		if errors.Is(err, errRetired) {
+			continue
+		}
+		if errors.Is(err, errDialOnce) {
+			if failed == nil {
+				failed = map[*target]bool{}
+			}
+			failed[t] = true
 			continue
 		}
 		if err != nil {
@@ -230,8 +298,44 @@ func (c *Client) Borrow(key PoolKey, prefer ServerConn) (ServerConn, error) {
 			b.nc.SetDeadline(time.Now())
 		}
 		c.mu.Unlock()
+		if t.gone.Load() {
+			// Retired since, before anything was sent on it: route again.
+			// If evict saw the session hold it, undo its wake-up of the
+			// client read (the session is not waiting for its client).
+			evicted := c.evicted.Load()
+			c.Release(b.conn, false)
+			if evicted {
+				c.conn.SetReadDeadline(time.Time{})
+			}
+			continue
+		}
 		return b.conn, nil
 	}
+}
+
+// pause waits d (not beyond deadline) and reports whether the borrow may
+// go on: false once the deadline has passed or the session was killed.
+func (c *Client) pause(deadline time.Time, d time.Duration) bool {
+	if !time.Now().Before(deadline) {
+		return false
+	}
+	tm := time.NewTimer(min(d, time.Until(deadline)))
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// waitErr is a wait's end: the session's context error if it was killed,
+// else the borrow timeout.
+func (c *Client) waitErr() error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	return errBorrowTimeout
 }
 
 // Release gives a borrowed connection back to its pool, or closes it when
@@ -248,6 +352,7 @@ func (c *Client) Release(sc ServerConn, reusable bool) {
 		c.pinned = nil
 		t.metrics.DatabaseConnectionsCurrentlySessionPinned.Add(-1)
 	}
+	c.evicted.Store(false)
 	c.mu.Unlock()
 	b.InTransaction(false)
 	t.metrics.DatabaseConnectionsCurrentlyBorrowed.Add(-1)

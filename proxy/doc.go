@@ -60,16 +60,17 @@
 //     core keeps for it (Client.ProxyState, Pooled.PoolState).
 //   - Client (client.go): the accepted connection, its context, the
 //     proxy's settings, Credentials and CheckToken, Borrow (by PoolKey,
-//     with a preferred connection) and Release, Pin, Held, Continue, the
-//     endpoint's Metrics and the accounting hooks (Transport, SetupDone,
-//     SetupFailed, QueryDone).
+//     with a preferred connection) and Release, Pin, Held, Continue,
+//     Evicted (the failover hook, below), the endpoint's Metrics and the
+//     accounting hooks (Transport, SetupDone, SetupFailed, QueryDone).
 //   - ServerConn and Pooled (protocol.go): a protocol's server connection
 //     type embeds the *Pooled of its DialRequest (the core's bookkeeping:
 //     target, pool, id, the socket it peeks at, age, transaction gauge) and
 //     has Close. The protocol's hot path keeps its concrete type: it
 //     asserts it once per borrow.
 //   - Error and DialError (errors.go): what policy raises (Kind
-//     BorrowTimeout, NoCredentials, AuthFailed), each protocol rendering
+//     BorrowTimeout, NoCredentials, AuthFailed, NoReaders, Failover),
+//     each protocol rendering
 //     it as its database's own error; and a protocol's report of a
 //     refusal the server explained, which dialFailure, the one classifier,
 //     turns into target health (AUTH_FAILURE, CONNECTION_FAILED,
@@ -78,11 +79,31 @@
 // Adding a protocol is a package under proxy/ and one entry in the
 // server's list (server/dataplane.go).
 //
+// # Failover and READ_ONLY endpoints
+//
+// The control plane lists as targets only the instances serving their role
+// now. When Apply retires a target (it left the list, changed address, or
+// stopped being the writer), its idle connections close, borrowed ones
+// close as they come back, and every session holding one of its
+// connections (pinned to it, or in a transaction or statement on it) is
+// evicted: the core sets the held connection's deadline and the client
+// connection's read deadline to now, and the protocol, at the error this
+// causes wherever the session waits, finds Client.Evicted non-nil and ends
+// the session with its database's error (PostgreSQL: FATAL 57P01). Idle
+// sessions hold nothing and borrow from the new writer next time; borrows
+// wait up to ConnectionBorrowTimeout while no target serves the role.
+// READ_ONLY endpoints route to readers only (never the writer): the
+// healthy one with the fewest borrowed connections, round robin among
+// equals; a reader whose dial fails is skipped for another at once; a
+// proxy without readers (ProxySpec.HasReaders) fails their borrows at once
+// (Kind NoReaders).
+//
 // # Files
 //
 //   - manager.go: Manager, Apply and its reconciliation, Status, Close.
 //   - endpoint.go: listeners, the accept loop, ending an endpoint's sessions.
-//   - route.go: the target set and routing by endpoint role.
+//   - route.go: the target set, routing by endpoint role (readers by
+//     health and load), retiring targets and evicting their sessions.
 //   - client.go: Client: the session's side of the core, borrowing and
 //     returning, pinning, client-connection accounting.
 //   - pool.go: targets (connection budget, FIFO waiters, dialling with

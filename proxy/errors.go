@@ -22,6 +22,18 @@ const (
 	// AuthFailed: an IAM auth token is not valid for this endpoint, region
 	// and user (CheckToken).
 	AuthFailed
+	// NoReaders: a READ_ONLY endpoint's proxy has no reader to route to at
+	// all (its target is an RDS instance, or an Aurora cluster with a
+	// writer only): the request fails at once, as RDS documents, instead
+	// of waiting for a reader (ProxySpec.HasReaders).
+	NoReaders
+	// Failover: the session's server connection was taken away because its
+	// target stopped serving the endpoint's role (a failover, or the
+	// target left the proxy) while the session was pinned to it or had a
+	// transaction or statement in progress on it. The session's state
+	// cannot move to another server: the protocol ends the session with
+	// its error (Client.Evicted).
+	Failover
 )
 
 // Error is what the core's policy raises to a protocol.
@@ -51,6 +63,17 @@ func KindOf(err error) Kind {
 
 // errBorrowTimeout is returned by Borrow when the deadline passed.
 var errBorrowTimeout = &Error{Kind: BorrowTimeout, Msg: "timed out waiting to acquire a database connection"}
+
+// errNoReaders is returned by Borrow on a READ_ONLY endpoint whose proxy
+// has no reader at all.
+var errNoReaders = &Error{Kind: NoReaders, Msg: "the proxy's target has no reader DB instances"}
+
+// errFailover is Client.Evicted's error.
+var errFailover = &Error{Kind: Failover, Msg: "the session's database connection was to a target that no longer serves the endpoint (failover)"}
+
+// errDialOnce is returned by a borrow that dials only once (a reader, when
+// others may serve) and failed with an error that retrying could cure.
+var errDialOnce = errors.New("proxy: dial failed")
 
 // errRetired means the target left the proxy's target list (or changed
 // address) while a borrow waited; Borrow re-routes and tries again.

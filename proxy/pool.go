@@ -32,6 +32,7 @@ type target struct {
 	idlePct   int
 	waiters   []*waiter
 	retired   bool
+	gone      atomic.Bool // retired, read without t.mu (Borrow)
 
 	health  atomic.Pointer[targetHealth]
 	metrics TargetMetrics
@@ -106,8 +107,9 @@ func (t *target) getPool(key PoolKey, secretArn string) *pool {
 // borrow takes a connection of pl: prefer if it is idle there, else the
 // most recently returned idle one (either checked for liveness), else a
 // new one if the target's budget allows, else it waits in FIFO order until
-// a connection is returned or deadline passes.
-func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefer *Pooled) (*Pooled, error) {
+// a connection is returned or deadline passes. once: a dial that fails
+// with an error retrying could cure is not retried (errDialOnce).
+func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefer *Pooled, once bool) (*Pooled, error) {
 	t.metrics.DatabaseConnectionRequests.Add(1)
 	for {
 		t.mu.Lock()
@@ -150,7 +152,7 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 				victim.conn.Close()
 				t.metrics.DatabaseConnections.Add(-1)
 			}
-			return t.dialSlot(ctx, pl, deadline)
+			return t.dialSlot(ctx, pl, deadline, once)
 		}
 		w := &waiter{pool: pl, ch: make(chan grant, 1)}
 		t.waiters = append(t.waiters, w)
@@ -166,7 +168,7 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 			t.discard(g.b)
 			continue
 		}
-		return t.dialSlot(ctx, pl, deadline)
+		return t.dialSlot(ctx, pl, deadline, once)
 	}
 }
 
@@ -216,8 +218,9 @@ func (t *target) takeIdleLocked() *Pooled {
 }
 
 // dialSlot opens a connection in a slot already counted in t.open,
-// retrying until deadline while the database is unreachable.
-func (t *target) dialSlot(ctx context.Context, pl *pool, deadline time.Time) (*Pooled, error) {
+// retrying until deadline while the database is unreachable (once: not
+// retrying, errDialOnce).
+func (t *target) dialSlot(ctx context.Context, pl *pool, deadline time.Time, once bool) (*Pooled, error) {
 	backoff := 50 * time.Millisecond
 	for {
 		dctx, cancel := context.WithDeadline(ctx, deadline)
@@ -231,6 +234,10 @@ func (t *target) dialSlot(ctx context.Context, pl *pool, deadline time.Time) (*P
 			return nil, err
 		}
 		final := finalDialError(err)
+		if once && !final && ctx.Err() == nil {
+			t.freeSlot()
+			return nil, errDialOnce
+		}
 		if final || ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
 			t.freeSlot()
 			if !final && ctx.Err() == nil {
@@ -352,6 +359,7 @@ func (t *target) discard(b *Pooled) {
 func (t *target) retire() {
 	t.mu.Lock()
 	t.retired = true
+	t.gone.Store(true)
 	var idle []*Pooled
 	for _, pl := range t.pools {
 		idle = append(idle, pl.idle...)

@@ -96,6 +96,13 @@ type ProxySpec struct {
 	Pool      PoolSpec
 	Targets   []TargetSpec
 	Endpoints []EndpointSpec
+
+	// HasReaders says the proxy's target has reader instances at all (an
+	// Aurora cluster with at least one reader), whether or not one serves
+	// now. READ_ONLY endpoints need it: without readers their requests
+	// fail at once (Kind NoReaders); with readers of which none is in
+	// Targets they wait up to the borrow timeout.
+	HasReaders bool
 }
 
 // AuthSpec is one entry of a proxy's Auth list: a secret holding a database
@@ -130,7 +137,10 @@ type TargetSpec struct {
 	ID   string
 	Host string
 	Port int
-	Role string // READ_WRITE (the current writer) | READ_ONLY
+	// Role is READ_WRITE (the current writer) or READ_ONLY. A target whose
+	// role changes from READ_WRITE is replaced, as one that leaves the
+	// list: its connections close and the sessions holding them end.
+	Role string
 }
 
 // EndpointSpec is one listener of the proxy.

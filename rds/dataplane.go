@@ -93,6 +93,19 @@ func (r *RDS) dataPlaneSpecs() []dp.ProxySpec {
 			for _, a := range p.Auth {
 				spec.Auth = append(spec.Auth, dp.AuthSpec{UserName: a.UserName, SecretArn: a.SecretArn, IAMAuth: a.IAMAuth, ClientPasswordAuthType: a.ClientPasswordAuthType})
 			}
+			// READ_ONLY endpoints need readers: an Aurora cluster with a
+			// member besides its writer, whether or not it serves now (an
+			// RDS instance has none, even a Multi-AZ one).
+			for _, id := range p.TargetGroup.Clusters {
+				if cl := st.Clusters[id]; cl != nil {
+					writer := r.clusterWriter(st, cl)
+					for _, m := range clusterMembers(st, id) {
+						if m.ID != writer {
+							spec.HasReaders = true
+						}
+					}
+				}
+			}
 			for _, row := range r.targetRows(st, p, false) {
 				// An instance that cannot serve its role is no target
 				// of any endpoint: a writer that is down or handing

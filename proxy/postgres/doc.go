@@ -74,7 +74,9 @@
 //     endpoint's role, user and database; the core's budget, FIFO waiters
 //     and borrow timeout, see package proxy), and a borrow that waited
 //     ConnectionBorrowTimeout gets ERROR 53300 "Timed-out waiting to
-//     acquire database connection." New connections run the InitQuery.
+//     acquire database connection." A READ_ONLY endpoint of a proxy whose
+//     target has no reader answers 08004 at once (noReadersText; FATAL at
+//     login). New connections run the InitQuery.
 //  6. Settings: the client's startup settings are applied to the borrowed
 //     backend with SET when they differ from what the backend carries (the
 //     proxy tracks them per connection), so pools are not split by them;
@@ -159,7 +161,15 @@
 //     InitQuery again) or closed after LOAD; a backend left in a transaction
 //     by a vanished client is rolled back and returned; a backend that was
 //     mid-response is closed. A backend that dies mid-request gives its
-//     client the server's FATAL (or FATAL 08006) and ends that session only.
+//     client the server's FATAL (or FATAL 08006; nothing when it died inside
+//     a message of more than 32 KiB being streamed) and ends that session
+//     only.
+//     A failover that takes the session's backend away (the core's
+//     proxy.Client.Evicted: the session was pinned to it, or had a
+//     transaction or statement on it) ends the session at once with FATAL
+//     57P01 (failoverPinnedText / failoverTxText); the session asks
+//     Evicted at every I/O error and after setting the client read
+//     deadline, and sends nothing more to that backend.
 //     IdleClientTimeout closes clients idle between requests (FATAL 57P05);
 //     the core's Limits.ClientMaxAge ends clients between transactions
 //     (FATAL 57P01).

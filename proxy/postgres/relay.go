@@ -109,11 +109,18 @@ func (s *session) loop() {
 				}
 			}
 			s.conn.SetReadDeadline(rd)
+			// A failover's wake-up may have been overwritten just now.
+			if s.b != nil && s.evicted() {
+				return
+			}
 		}
 		typ, n, err := s.cr.Header()
-		if !grace.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		if !grace.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && s.c.Evicted() == nil {
 			s.cr.ClearTimeout()
 			s.conn.SetReadDeadline(deadline)
+			if s.evicted() {
+				return
+			}
 			s.startWatch()
 			typ, n, err = s.cr.Header()
 		}
@@ -122,6 +129,9 @@ func (s *session) loop() {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
+			if s.b != nil && s.evicted() {
+				return
+			}
 			if fired && errors.Is(err, os.ErrDeadlineExceeded) {
 				// The backend has something to say while the client waits.
 				s.cr.ClearTimeout()
@@ -160,7 +170,7 @@ func (s *session) loop() {
 		}
 		if s.b == nil {
 			if err := s.acquire(); err != nil {
-				if s.killed() || s.broken {
+				if s.killed() || s.broken || s.evicted() {
 					return
 				}
 				if s.rejectRequest(typ, err) != nil {
@@ -175,6 +185,9 @@ func (s *session) loop() {
 			err = s.flushAndRelay()
 		}
 		if err != nil {
+			if s.evicted() {
+				return
+			}
 			var be backendError
 			if errors.As(err, &be) {
 				s.backendLost(be.error)
@@ -203,8 +216,11 @@ func (s *session) loop() {
 // backendLost ends the session after its server connection failed: the
 // client gets FATAL 08006 unless the server's own FATAL reached it.
 func (s *session) backendLost(err error) {
+	if s.evicted() {
+		return
+	}
 	s.broken = true
-	if !s.fatal && !s.killed() {
+	if !s.fatal && !s.killed() && !s.midMessage {
 		s.sendFatal("08006", "Request returned an error: the database connection was lost (%v).", err)
 	}
 }
@@ -632,20 +648,27 @@ func isFatal(body []byte) bool {
 
 // stream forwards a message body without buffering all of it.
 func (s *session) stream(typ byte, n int) error {
-	if err := wire.WriteHeader(s.cw, typ, n); err != nil {
-		return clientError{err}
-	}
 	r := s.b.r
 	if n <= 32<<10 {
+		// Read whole before any of it goes to the client, so that a
+		// backend lost meanwhile leaves the client between messages (its
+		// FATAL then reads as one).
 		body, err := r.Body(n)
 		if err != nil {
 			return backendError{err}
+		}
+		if err := wire.WriteHeader(s.cw, typ, n); err != nil {
+			return clientError{err}
 		}
 		if _, err := s.cw.Write(body); err != nil {
 			return clientError{err}
 		}
 		return nil
 	}
+	if err := wire.WriteHeader(s.cw, typ, n); err != nil {
+		return clientError{err}
+	}
+	s.midMessage = true // until the whole body went; a failure ends the session
 	for n > 0 {
 		chunk := min(n, 32<<10)
 		body, err := r.Body(chunk)
@@ -657,6 +680,7 @@ func (s *session) stream(typ byte, n int) error {
 		}
 		n -= chunk
 	}
+	s.midMessage = false
 	return nil
 }
 

@@ -53,6 +53,7 @@ type session struct {
 	copyExtended bool // that COPY was run by Execute
 	broken       bool // the held backend is mid-message or gone
 	fatal        bool // a FATAL from the server was forwarded
+	midMessage   bool // a large message is being streamed to the client: nothing else may be sent
 
 	watch *watch // while a pinned session waits for its client
 
@@ -71,6 +72,37 @@ func newSession(p *Protocol, c *proxy.Client) *session {
 // proxy deleted, shutdown).
 func (s *session) killed() bool { return s.c.Context().Err() != nil }
 
+// Failover texts: the FATAL a session gets when the core takes its
+// server connection away because the target stopped serving the endpoint
+// (proxy.Client.Evicted). AWS documents that such sessions are closed,
+// not the text; 57P01 (admin_shutdown) is what PostgreSQL itself sends
+// when a server ends a connection under a session, which drivers and
+// poolers take as "reconnect".
+const (
+	failoverCode       = "57P01"
+	failoverPinnedText = "terminating connection because of a failover: the session was pinned to a database connection of a DB instance that no longer serves this proxy endpoint"
+	failoverTxText     = "terminating connection because of a failover: a transaction or statement was in progress on a DB instance that no longer serves this proxy endpoint"
+)
+
+// evicted ends a session whose server connection the core took away at a
+// failover, with the FATAL that says so, and reports whether it did.
+// Every path that meets an I/O error or timeout asks it first.
+func (s *session) evicted() bool {
+	if s.c.Evicted() == nil {
+		return false
+	}
+	s.broken = true
+	if !s.fatal && !s.killed() && !s.midMessage {
+		s.fatal = true
+		text := failoverTxText
+		if s.pinned {
+			text = failoverPinnedText
+		}
+		s.sendFatal(failoverCode, "%s", text)
+	}
+	return true
+}
+
 // finish returns or closes the held backend and releases the session's
 // resources.
 func (s *session) finish() {
@@ -80,7 +112,8 @@ func (s *session) finish() {
 	if b := s.b; b != nil {
 		reusable := false
 		switch {
-		case s.broken || s.fatal || len(s.pending) > 0 || b.w.Buffered() > 0:
+		case s.broken || s.fatal || len(s.pending) > 0 || b.w.Buffered() > 0 || s.c.Evicted() != nil:
+			// Nothing more is sent to it: a failover may have taken it.
 		case s.pinned:
 			reusable = b.cleanup(s.lastZ, s.c.Spec().Pool.InitQuery)
 		case s.lastZ != wire.TxIdle:
@@ -159,6 +192,16 @@ func (s *session) sendFatal(code, format string, args ...any) error {
 // waited ConnectionBorrowTimeout.
 const borrowTimeoutText = "Timed-out waiting to acquire database connection."
 
+// noReadersCode and noReadersText answer a request to a READ_ONLY
+// endpoint whose proxy has no reader at all (an RDS instance, or an Aurora
+// cluster with a writer only): AWS documents that such requests fail with
+// an error, not its text. 08004 (sqlserver_rejected_establishment_of_
+// sqlconnection): the login itself borrows, so clients meet it at connect.
+const (
+	noReadersCode = "08004"
+	noReadersText = "Request returned an error: this RDS Proxy endpoint is READ_ONLY, and the proxy's target has no reader DB instances (reader endpoints need an Aurora DB cluster with at least one reader)."
+)
+
 // errorCode and errorText turn a borrow failure into what the client
 // sees: RDS's text for a borrow timeout, the server's code and message
 // for a refusal, 08006 for anything else.
@@ -170,6 +213,10 @@ func errorCode(err error) string {
 		return "53300"
 	case proxy.KindOf(err) == proxy.NoCredentials:
 		return "28000"
+	case proxy.KindOf(err) == proxy.NoReaders:
+		return noReadersCode
+	case proxy.KindOf(err) == proxy.Failover:
+		return failoverCode
 	case errors.As(err, &de):
 		return de.Code
 	case errors.As(err, &we):
@@ -184,6 +231,10 @@ func errorText(err error) string {
 	switch {
 	case proxy.KindOf(err) == proxy.BorrowTimeout:
 		return borrowTimeoutText
+	case proxy.KindOf(err) == proxy.NoReaders:
+		return noReadersText
+	case proxy.KindOf(err) == proxy.Failover:
+		return failoverTxText
 	case errors.As(err, &de):
 		return "Request returned an error: " + de.Msg
 	case errors.As(err, &we):
@@ -204,6 +255,7 @@ func (s *session) acquire() error {
 	s.b = sc.(*backend)
 	s.lastZ = wire.TxIdle
 	if err := s.syncSettings(); err != nil {
+		s.evicted() // before the release forgets it
 		s.releaseBackend(false)
 		return err
 	}
