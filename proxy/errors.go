@@ -85,6 +85,12 @@ var errRetired = errors.New("proxy: target retired")
 type DialError struct {
 	// Auth marks an authentication failure (target health AUTH_FAILURE).
 	Auth bool
+	// Busy marks a server with no connection slot free for the proxy
+	// (PostgreSQL 53300, MySQL 1040): other clients hold the rest of
+	// max_connections, or its reserved slots. The core then treats the
+	// target's budget as full for a moment, so the request waits for a
+	// connection to come back instead of failing, and health is unchanged.
+	Busy bool
 	// Code is the server's error code (PostgreSQL SQLSTATE, MySQL error
 	// number) and Msg its message, as the protocol renders them to clients.
 	Code, Msg string
@@ -135,8 +141,23 @@ func dialFailure(err error) (reason, description string) {
 }
 
 // finalDialError reports whether retrying a dial cannot help: the server
-// explained its refusal, or there is no password to try.
+// explained its refusal (other than having no slot free), or there is no
+// password to try.
 func finalDialError(err error) bool {
 	var de *DialError
-	return errors.As(err, &de) || KindOf(err) == NoCredentials
+	if errors.As(err, &de) {
+		return !de.Busy
+	}
+	return KindOf(err) == NoCredentials
 }
+
+// busyDialError reports whether the server refused a connection for lack
+// of a free slot.
+func busyDialError(err error) bool {
+	var de *DialError
+	return errors.As(err, &de) && de.Busy
+}
+
+// errBusy: the server had no slot for a new connection while the proxy
+// holds others; the borrower waits for one of those to come back.
+var errBusy = errors.New("proxy: database has no connection slot free")

@@ -21,6 +21,9 @@ func (t *target) setHealth(state, reason, desc string) {
 
 // dialFailed records a failed dial or probe in the target's health.
 func (t *target) dialFailed(err error) {
+	if busyDialError(err) {
+		return // it answered; its slots are taken by others for now
+	}
 	reason, desc := dialFailure(err)
 	t.setHealth(healthUnavailable, reason, desc)
 }

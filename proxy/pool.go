@@ -28,6 +28,10 @@ type target struct {
 	open      int // connections open or being dialled
 	idleCount int // idle connections over all pools
 	serverMax int // the server's max_connections; 0 until first connect
+	// busyCap caps the budget until busyUntil: the connections the proxy
+	// held when the server last refused one for lack of slots.
+	busyCap   int
+	busyUntil time.Time
 	maxPct    int
 	idlePct   int
 	waiters   []*waiter
@@ -80,8 +84,19 @@ func (t *target) capacity() int {
 	if t.serverMax == 0 {
 		return 1 // learn max_connections from one connection first
 	}
-	return max(1, t.serverMax*t.maxPct/100)
+	c := max(1, t.serverMax*t.maxPct/100)
+	if t.busyCap > 0 {
+		if time.Now().Before(t.busyUntil) {
+			return min(c, t.busyCap)
+		}
+		t.busyCap = 0
+	}
+	return c
 }
+
+// busyHold is how long a server's "too many connections" caps the budget
+// at what the proxy held then; after it, a new borrow may try again.
+const busyHold = time.Second
 
 func (t *target) idleCap() int {
 	if t.serverMax == 0 {
@@ -152,7 +167,11 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 				victim.conn.Close()
 				t.metrics.DatabaseConnections.Add(-1)
 			}
-			return t.dialSlot(ctx, pl, deadline, once)
+			b, err := t.dialSlot(ctx, pl, deadline, once)
+			if err == errBusy {
+				continue // wait for a connection to come back
+			}
+			return b, err
 		}
 		w := &waiter{pool: pl, ch: make(chan grant, 1)}
 		t.waiters = append(t.waiters, w)
@@ -168,7 +187,11 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 			t.discard(g.b)
 			continue
 		}
-		return t.dialSlot(ctx, pl, deadline, once)
+		b, err := t.dialSlot(ctx, pl, deadline, once)
+		if err == errBusy {
+			continue
+		}
+		return b, err
 	}
 }
 
@@ -233,6 +256,10 @@ func (t *target) dialSlot(ctx context.Context, pl *pool, deadline time.Time, onc
 			t.freeSlot()
 			return nil, err
 		}
+		if busyDialError(err) && t.capAtBusy() {
+			t.freeSlot()
+			return nil, errBusy
+		}
 		final := finalDialError(err)
 		if once && !final && ctx.Err() == nil {
 			t.freeSlot()
@@ -251,6 +278,21 @@ func (t *target) dialSlot(ctx context.Context, pl *pool, deadline time.Time, onc
 		}
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// capAtBusy caps the budget at the connections the proxy holds besides
+// the slot whose dial the server refused for lack of slots, and reports
+// whether it holds any: then the borrower waits for one of them;
+// otherwise it retries the dial until its deadline, as for a server that
+// does not answer.
+func (t *target) capAtBusy() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	held := t.open - 1
+	if held > 0 {
+		t.busyCap, t.busyUntil = held, time.Now().Add(busyHold)
+	}
+	return held > 0
 }
 
 // freeSlot gives back a slot counted in t.open and lets a waiter use it.

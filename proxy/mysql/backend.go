@@ -157,6 +157,9 @@ func (p *Protocol) dial(ctx context.Context, req DialRequest) (*Backend, error) 
 		var me *gm.MyError
 		if errors.As(err, &me) {
 			return nil, &proxy.DialError{Auth: me.Code == gm.ER_ACCESS_DENIED_ERROR || me.Code == gm.ER_DBACCESS_DENIED_ERROR,
+				// No slot for us: max_connections, the max_user_connections
+				// variable, the user's MAX_USER_CONNECTIONS.
+				Busy: me.Code == gm.ER_CON_COUNT_ERROR || me.Code == gm.ER_TOO_MANY_USER_CONNECTIONS || me.Code == gm.ER_USER_LIMIT_REACHED,
 				Code: strconv.Itoa(int(me.Code)), Msg: me.Message, Err: me}
 		}
 		return nil, err

@@ -50,7 +50,8 @@ type backend struct {
 func dialError(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return &proxy.DialError{Auth: pe.Code == "28P01" || pe.Code == "28000", Code: pe.Code, Msg: pe.Message, Err: err}
+		return &proxy.DialError{Auth: pe.Code == "28P01" || pe.Code == "28000", Busy: pe.Code == "53300", // too_many_connections
+			Code: pe.Code, Msg: pe.Message, Err: err}
 	}
 	return err
 }
