@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,11 +84,9 @@ func (r *runner) runPackage(ctx context.Context, s *suite, mode string, p pkg, r
 	if r.opt.run != "" {
 		args = append(args, "-run", r.opt.run)
 	}
-	if mode == "proxy" {
-		if skip := s.skipped(label); len(skip) > 0 {
-			slices.Sort(skip)
-			args = append(args, "-skip", "^("+strings.Join(skip, "|")+")$")
-		}
+	if skip := s.skipped(label, mode); len(skip) > 0 {
+		slices.Sort(skip)
+		args = append(args, "-skip", "^("+strings.Join(skip, "|")+")$")
 	}
 	args = append(args, "./"+strings.TrimPrefix(p.name, "."))
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -235,6 +234,12 @@ func (sr suiteResults) report(w io.Writer) (passed, regressed, excluded int, fai
 		fmt.Fprintf(w, "\nPass directly, not through the proxy:\n")
 		for _, t := range regress {
 			fmt.Fprintf(w, "  %s (%s)\n", t, outcome(proxy[t]))
+		}
+	}
+	if len(sr.notRun) > 0 {
+		fmt.Fprintf(w, "\nNot run:\n")
+		for _, t := range slices.Sorted(maps.Keys(sr.notRun)) {
+			fmt.Fprintf(w, "  %s: %s\n", t, sr.notRun[t])
 		}
 	}
 	fmt.Fprintf(w, "\n%d excluded\n%d passed, %d failed\n", len(excl), passed, len(regress))
