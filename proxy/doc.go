@@ -107,7 +107,10 @@
 // discarded), else opens one within the budget (closing an idle connection
 // of another pool to make room), else waits in FIFO order up to the
 // ConnectionBorrowTimeout. A dial failure is retried until the deadline
-// (the database may be restarting) unless the server explained it.
+// (the database may be restarting) unless the server explained it; a
+// server without room for another connection (DialError.Full) makes the
+// borrow pause and look again, so that a connection returned meanwhile
+// serves it.
 // Returned connections go back to the idle list even above
 // MaxIdleConnectionsPercent; every minute (or sooner, with short Limits)
 // the reaper closes connections unused for Limits.IdleConnectionAfter

@@ -62,6 +62,13 @@ var errRetired = errors.New("proxy: target retired")
 type DialError struct {
 	// Auth marks an authentication failure (target health AUTH_FAILURE).
 	Auth bool
+	// Full marks a server without room for another connection (MySQL
+	// 1040 Too many connections): its other clients hold what
+	// max_connections leaves, or it has not yet freed the slot of a
+	// connection the proxy just closed. The borrow waits and tries again,
+	// as when the pool is full, instead of failing; the target stays
+	// healthy.
+	Full bool
 	// Code is the server's error code (PostgreSQL SQLSTATE, MySQL error
 	// number) and Msg its message, as the protocol renders them to clients.
 	Code, Msg string
@@ -116,4 +123,10 @@ func dialFailure(err error) (reason, description string) {
 func finalDialError(err error) bool {
 	var de *DialError
 	return errors.As(err, &de) || KindOf(err) == NoCredentials
+}
+
+// serverFull reports whether err is a server's refusal for lack of room.
+func serverFull(err error) bool {
+	var de *DialError
+	return errors.As(err, &de) && de.Full
 }

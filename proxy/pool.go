@@ -109,6 +109,27 @@ func (t *target) getPool(key PoolKey, secretArn string) *pool {
 // a connection is returned or deadline passes.
 func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefer *Pooled) (*Pooled, error) {
 	t.metrics.DatabaseConnectionRequests.Add(1)
+	fullWait := 20 * time.Millisecond
+	// dialOrWait dials in a counted slot; when the server has no room
+	// (DialError.Full) it frees the slot and, after a pause, has borrow
+	// look again: a connection returned meanwhile serves, else it dials
+	// again, until deadline.
+	dialOrWait := func() (*Pooled, bool, error) {
+		b, err := t.dialSlot(ctx, pl, deadline)
+		if err == nil || !serverFull(err) {
+			return b, false, err
+		}
+		if time.Now().Add(fullWait).After(deadline) {
+			return nil, false, errBorrowTimeout
+		}
+		select {
+		case <-time.After(fullWait):
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		fullWait = min(fullWait*2, 500*time.Millisecond)
+		return nil, true, nil
+	}
 	for {
 		t.mu.Lock()
 		if t.retired {
@@ -150,7 +171,10 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 				victim.conn.Close()
 				t.metrics.DatabaseConnections.Add(-1)
 			}
-			return t.dialSlot(ctx, pl, deadline)
+			if b, again, err := dialOrWait(); !again {
+				return b, err
+			}
+			continue
 		}
 		w := &waiter{pool: pl, ch: make(chan grant, 1)}
 		t.waiters = append(t.waiters, w)
@@ -166,7 +190,9 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 			t.discard(g.b)
 			continue
 		}
-		return t.dialSlot(ctx, pl, deadline)
+		if b, again, err := dialOrWait(); !again {
+			return b, err
+		}
 	}
 }
 
@@ -401,7 +427,9 @@ func (t *target) dial(ctx context.Context, pl *pool) (*Pooled, error) {
 	}
 	if err != nil {
 		t.metrics.DatabaseConnectionsSetupFailed.Add(1)
-		t.dialFailed(err)
+		if !serverFull(err) { // a full server is up
+			t.dialFailed(err)
+		}
 		return nil, err
 	}
 	pd.conn, pd.born = sc, time.Now()

@@ -157,7 +157,7 @@ func (p *Protocol) dial(ctx context.Context, req DialRequest) (*Backend, error) 
 		var me *gm.MyError
 		if errors.As(err, &me) {
 			return nil, &proxy.DialError{Auth: me.Code == gm.ER_ACCESS_DENIED_ERROR || me.Code == gm.ER_DBACCESS_DENIED_ERROR,
-				Code: strconv.Itoa(int(me.Code)), Msg: me.Message, Err: me}
+				Full: me.Code == gm.ER_CON_COUNT_ERROR, Code: strconv.Itoa(int(me.Code)), Msg: me.Message, Err: me}
 		}
 		return nil, err
 	}
