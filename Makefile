@@ -68,7 +68,7 @@ image:
 image-test: image build
 	./docker/image-test.sh
 
-# Real drivers' own test suites through the proxy (about 6 minutes): pgx's
+# Real drivers' own test suites through the proxy (about 4 minutes): pgx's
 # packages and go-sql-driver/mysql's (the versions in go.mod, from the
 # module cache) run against rdslocal DB instances (postgres, mariadb)
 # directly and through an RDS Proxy endpoint in front of each; prints per
