@@ -243,7 +243,9 @@ func (sr suiteResults) report(w io.Writer) (passed, regressed, excluded int, fai
 		}
 	}
 	fmt.Fprintf(w, "\n%d excluded\n%d passed, %d failed\n", len(excl), passed, len(regress))
-	return passed, len(regress), len(excl), len(regress) > 0 || passed == 0
+	// Nothing passing directly means a broken setup, unless -run matched
+	// none of this driver's tests.
+	return passed, len(regress), len(excl), len(regress) > 0 || (passed == 0 && len(direct) > 0)
 }
 
 func outcome(o string) string {

@@ -102,6 +102,11 @@ func main() {
 		}
 		o.pkgs = append(o.pkgs, p)
 	}
+	if len(o.pkgs) > 0 { // only the drivers of the packages asked for
+		o.drivers = slices.DeleteFunc(o.drivers, func(d *driver) bool {
+			return !slices.ContainsFunc(o.pkgs, func(p string) bool { return packageDriver(p) == d })
+		})
+	}
 	for _, m := range splitList(modes) {
 		if m != "direct" && m != "proxy" {
 			fmt.Fprintf(os.Stderr, "bad -modes %q\n", modes)

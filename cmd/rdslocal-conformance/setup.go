@@ -102,7 +102,12 @@ func (r *runner) run(ctx context.Context) (failed bool, err error) {
 			fmt.Printf("# %s %s tests in %s\n", s.title, s.version, s.dir)
 			for _, mode := range []string{"direct", "proxy"} {
 				a := s.addr(mode)
-				fmt.Printf("# %s\n%s\n", mode, strings.Join(s.env(a[0], a[1]), " "))
+				fmt.Printf("# %s\n", mode)
+				for _, kv := range s.env(a[0], a[1]) {
+					k, v, _ := strings.Cut(kv, "=")
+					fmt.Printf("%s=%q ", k, v)
+				}
+				fmt.Println()
 			}
 		}
 		logf("holding; Ctrl-C ends the run")
