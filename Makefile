@@ -68,14 +68,15 @@ image:
 image-test: image build
 	./docker/image-test.sh
 
-# A real driver's own test suite through the proxy (about 5 minutes): pgx's
-# packages (the version in go.mod, from the module cache) run against an
-# rdslocal DB instance directly and through an RDS Proxy endpoint in front
-# of it; prints every test that passes directly but not through the proxy
-# and fails if there is one (apart from the documented exclusions in
+# Real drivers' own test suites through the proxy (about 4 minutes): pgx's
+# packages and go-sql-driver/mysql's (the versions in go.mod, from the
+# module cache) run against rdslocal DB instances (postgres, mariadb)
+# directly and through an RDS Proxy endpoint in front of each; prints per
+# driver every test that passes directly but not through the proxy and
+# fails if there is one (apart from the documented exclusions in
 # cmd/rdslocal-conformance). Options: make conformance
-# CONFORMANCE_ARGS='-pkgs pgconn -run TestCopy' (see `go run
-# ./cmd/rdslocal-conformance -h`).
+# CONFORMANCE_ARGS='-drivers mysql' or '-drivers pgx -pkgs pgconn -run
+# TestCopy' (see `go run ./cmd/rdslocal-conformance -h`).
 conformance: build deps
 	$(GO) run ./cmd/rdslocal-conformance $(CONFORMANCE_ARGS)
 

@@ -128,7 +128,10 @@
 // discarded), else opens one within the budget (closing an idle connection
 // of another pool to make room), else waits in FIFO order up to the
 // ConnectionBorrowTimeout. A dial failure is retried until the deadline
-// (the database may be restarting) unless the server explained it.
+// (the database may be restarting) unless the server explained it; a
+// server without a connection slot free (DialError.Busy) caps the budget
+// for a second at the connections the proxy holds, so the borrow waits in
+// line for one of them to come back (or, holding none, dials again).
 // Returned connections go back to the idle list even above
 // MaxIdleConnectionsPercent; every minute (or sooner, with short Limits)
 // the reaper closes connections unused for Limits.IdleConnectionAfter

@@ -1,28 +1,39 @@
-// Command rdslocal-conformance runs a real driver's own test suite against
-// an rdslocal DB instance directly and through an RDS Proxy endpoint in
-// front of it, and reports every test that passes directly but not through
-// the proxy. It is what `make conformance` runs.
+// Command rdslocal-conformance runs real drivers' own test suites against
+// rdslocal DB instances directly and through RDS Proxy endpoints in front
+// of them, and reports every test that passes directly but not through the
+// proxy. It is what `make conformance` runs. The drivers are pgx (a
+// postgres instance and a POSTGRESQL proxy) and go-sql-driver/mysql (a
+// mariadb instance and a MYSQL proxy); -drivers picks some.
 //
 // One run:
 //
-//  1. finds the pgx version this module requires and downloads it into the
-//     module cache (go mod download); its tests run there, with pgx's own
-//     go.mod, and nothing of pgx is copied into this repository;
+//  1. finds the version of each driver this module requires and downloads
+//     it into the module cache (go mod download); its tests run there, with
+//     the driver's own go.mod, and nothing of it is copied into this
+//     repository;
 //  2. starts bin/rdslocal with a temporary data directory and a free API
-//     port, and through the AWS API creates a postgres DB instance (database
-//     pgx_test), a secret with its master credentials, and a POSTGRESQL
-//     proxy using the secret with the instance as its target;
+//     port, and through the AWS API creates per driver a DB instance (pgx:
+//     postgres with database pgx_test; go-sql-driver/mysql: mariadb with
+//     database gotest), a secret with its master credentials, and a proxy
+//     using the secret with the instance as its target;
 //  3. prepares pgx_test as pgx's testsetup/postgresql_setup.sql does (read
 //     from the downloaded module), except that the roles it creates are not
-//     superusers, since an RDS master user cannot grant that;
-//  4. runs `go test -json` on pgx's packages (., pgxpool, stdlib, pgconn,
-//     pgtype), one package at a time with a timeout each, first with
-//     PGX_TEST_DATABASE pointing at the instance, then at the proxy;
-//  5. prints the tests that passed directly but not through the proxy, the
-//     excluded ones with their reasons, and a closing line "N passed, N
+//     superusers, since an RDS master user cannot grant that
+//     (go-sql-driver/mysql's tests need only the database and its master
+//     user);
+//  4. runs `go test -json` on the driver's packages (pgx: ., pgxpool,
+//     stdlib, pgconn, pgtype; go-sql-driver/mysql: .), one package at a
+//     time with a timeout each, first pointed at the instance, then at the
+//     proxy (PGX_TEST_DATABASE; MYSQL_TEST_ADDR, MYSQL_TEST_USER, …, with
+//     MYSQL_TEST_CONCURRENT=1);
+//  5. prints per driver the tests that passed directly but not through the
+//     proxy, the excluded ones with their reasons, and a line "N passed, N
 //     failed" counting, among the tests that passed directly, those that
-//     passed and failed through the proxy; it exits 1 when a test that is
-//     not excluded failed through the proxy (or nothing passed directly);
+//     passed and failed through the proxy, then the same line for all
+//     drivers together; it exits 1 when a test that is not excluded failed
+//     through the proxy (or nothing passed directly for a driver). A test
+//     that fails directly (for instance one that needs SUPER or FILE,
+//     which an RDS master user lacks) is not counted;
 //  6. stops everything it started, also on failure or Ctrl-C.
 //
 // Nothing here sends traffic anywhere but 127.0.0.0/8, apart from the
@@ -36,71 +47,65 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// excluded lists the pgx tests that test what RDS Proxy does not offer,
-// with the reason; README's "Deliberate differences" repeats them. They run
-// directly but are skipped through the proxy (two of them would only wait
-// out their own timeouts there).
-var excluded = map[string]string{
-	// No transaction pooler can offer these: between transactions a client
-	// holds no server process, so the PID in its BackendKeyData (the
-	// proxy's own, as with RDS Proxy and PgBouncer) names none.
-	"pgx.TestFatalTxError":                        terminatesByPID,
-	"pgx.TestFatalRxError":                        terminatesByPID,
-	"pgxpool.TestPoolAcquireChecksIdleConns":      terminatesByPID,
-	"stdlib.TestCheckIdleConn":                    terminatesByPID,
-	"pgconn.TestConnCopyFromConnectionTerminated": terminatesByPID,
-	// RDS Proxy refuses startup parameters beyond the ones AWS lists.
-	"pgconn.TestConnOnNotice":             "sends client_min_messages in the startup packet, which RDS Proxy refuses (FATAL 0A000 \"doesn't support the option\")",
-	"pgconn.TestConnectWithRuntimeParams": "sends search_path in the startup packet, which RDS Proxy refuses (FATAL 0A000 \"doesn't support the option\")",
-}
-
-const terminatesByPID = "calls pg_terminate_backend with the PID from BackendKeyData, which through a transaction pooler names no server process"
-
-// packages are pgx's packages the run covers, with the timeout of each
-// `go test` (a hung test fails its package at that point, not the run).
-var packages = []struct {
-	name    string // import path below github.com/jackc/pgx/v5
-	timeout time.Duration
-}{
-	{".", 5 * time.Minute},
-	{"pgxpool", 4 * time.Minute},
-	{"stdlib", 3 * time.Minute},
-	{"pgconn", 4 * time.Minute},
-	{"pgtype", 3 * time.Minute},
-}
-
 type options struct {
-	bin   string
-	run   string // -run for go test
-	pkgs  []string
-	modes []string // direct, proxy
-	keep  bool
-	hold  bool
-	race  bool
+	bin     string
+	run     string // -run for go test
+	drivers []*driver
+	pkgs    []string
+	modes   []string // direct, proxy
+	keep    bool
+	hold    bool
+	race    bool
 }
 
 func main() {
 	var o options
-	var pkgs, modes string
+	var drivers, pkgs, modes string
 	flag.StringVar(&o.bin, "bin", "bin/rdslocal", "rdslocal binary")
+	flag.StringVar(&drivers, "drivers", "pgx,mysql", "comma-separated drivers whose suites run: pgx, mysql (go-sql-driver/mysql)")
 	flag.StringVar(&o.run, "run", "", "run only the tests matching this regular expression (go test -run)")
-	flag.StringVar(&pkgs, "pkgs", "", "comma-separated pgx packages to run (default: all of pgx,pgxpool,stdlib,pgconn,pgtype)")
+	flag.StringVar(&pkgs, "pkgs", "", "comma-separated packages to run (default: all of pgx,pgxpool,stdlib,pgconn,pgtype and mysql)")
 	flag.StringVar(&modes, "modes", "direct,proxy", "where to run the tests: direct, proxy or both")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, go test output) after the run")
-	flag.BoolVar(&o.hold, "hold", false, "after setting up, print the connection strings and wait for Ctrl-C instead of running the tests (for debugging)")
+	flag.BoolVar(&o.hold, "hold", false, "after setting up, print the connection settings and wait for Ctrl-C instead of running the tests (for debugging)")
 	flag.BoolVar(&o.race, "race", false, "run the tests with the race detector (slower)")
 	flag.Parse()
+	for _, name := range splitList(drivers) {
+		d := driverNamed(name)
+		if d == nil {
+			fmt.Fprintf(os.Stderr, "unknown driver %q (pgx, mysql)\n", name)
+			os.Exit(2)
+		}
+		if !slices.Contains(o.drivers, d) {
+			o.drivers = append(o.drivers, d)
+		}
+	}
+	if len(o.drivers) == 0 {
+		fmt.Fprintln(os.Stderr, "no driver selected")
+		os.Exit(2)
+	}
 	for _, p := range splitList(pkgs) {
-		if !knownPackage(p) {
+		d := packageDriver(p)
+		if d == nil {
 			fmt.Fprintf(os.Stderr, "unknown package %q\n", p)
 			os.Exit(2)
 		}
+		if !slices.Contains(o.drivers, d) {
+			fmt.Fprintf(os.Stderr, "package %q is %s's, which -drivers does not select\n", p, d.name)
+			os.Exit(2)
+		}
 		o.pkgs = append(o.pkgs, p)
+	}
+	if len(o.pkgs) > 0 { // only the drivers of the packages asked for
+		o.drivers = slices.DeleteFunc(o.drivers, func(d *driver) bool {
+			return !slices.ContainsFunc(o.pkgs, func(p string) bool { return packageDriver(p) == d })
+		})
 	}
 	for _, m := range splitList(modes) {
 		if m != "direct" && m != "proxy" {
@@ -134,15 +139,6 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
-}
-
-func knownPackage(p string) bool {
-	for _, k := range packages {
-		if pkgLabel(k.name) == p {
-			return true
-		}
-	}
-	return false
 }
 
 func splitList(s string) []string {

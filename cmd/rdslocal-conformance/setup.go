@@ -23,13 +23,13 @@ import (
 	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
 
-// The DB instance's master credentials and the database pgx's tests use.
-const (
-	dbUser     = "postgres"
-	dbPassword = "conformance-pw-1"
-	dbName     = "pgx_test"
-	pgxModule  = "github.com/jackc/pgx/v5"
-)
+// suite is one driver's run: where its module is, its instance and
+// proxy.
+type suite struct {
+	*driver
+	dir, version  string
+	direct, proxy [2]string // host, port
+}
 
 type runner struct {
 	opt   options
@@ -39,9 +39,8 @@ type runner struct {
 	mu       sync.Mutex
 	cleanups []func()
 
-	pgxDir, pgxVersion string
-	apiURL             string
-	direct, proxy      string // PGX_TEST_DATABASE values
+	suites []*suite
+	apiURL string
 }
 
 // onCleanup registers f to run at the end, in reverse order.
@@ -62,15 +61,19 @@ func (r *runner) cleanup() {
 }
 
 func (r *runner) run(ctx context.Context) (failed bool, err error) {
-	if err := r.findPgx(ctx); err != nil {
-		return false, err
+	for _, d := range r.opt.drivers {
+		s := &suite{driver: d}
+		if err := s.download(ctx); err != nil {
+			return false, err
+		}
+		r.suites = append(r.suites, s)
 	}
 	tmp, err := os.MkdirTemp("", "rdslocal-conformance-")
 	if err != nil {
 		return false, err
 	}
-	// The database servers run as the postgres user when we are root: they
-	// must be able to reach their directories.
+	// The database servers run as their service users when we are root:
+	// they must be able to reach their directories.
 	if err := os.Chmod(tmp, 0o711); err != nil {
 		return false, err
 	}
@@ -86,59 +89,79 @@ func (r *runner) run(ctx context.Context) (failed bool, err error) {
 	if err := r.startRdslocal(ctx); err != nil {
 		return false, err
 	}
-	if err := r.createResources(ctx); err != nil {
-		return false, err
-	}
-	if err := r.prepareDatabase(ctx); err != nil {
-		return false, err
+	for _, s := range r.suites {
+		if err := r.createResources(ctx, s); err != nil {
+			return false, err
+		}
+		if err := s.prepare(ctx, s, s.direct[0], s.direct[1]); err != nil {
+			return false, err
+		}
 	}
 	if r.opt.hold {
-		fmt.Printf("PGX_TEST_DATABASE=%q  # direct\nPGX_TEST_DATABASE=%q  # proxy\npgx tests in %s\n", r.direct, r.proxy, r.pgxDir)
+		for _, s := range r.suites {
+			fmt.Printf("# %s %s tests in %s\n", s.title, s.version, s.dir)
+			for _, mode := range []string{"direct", "proxy"} {
+				a := s.addr(mode)
+				fmt.Printf("# %s\n", mode)
+				for _, kv := range s.env(a[0], a[1]) {
+					k, v, _ := strings.Cut(kv, "=")
+					fmt.Printf("%s=%q ", k, v)
+				}
+				fmt.Println()
+			}
+		}
 		logf("holding; Ctrl-C ends the run")
 		<-ctx.Done()
 		return false, nil
 	}
-	res := map[string]results{}
-	for _, mode := range r.opt.modes {
-		dsn := r.direct
-		if mode == "proxy" {
-			dsn = r.proxy
+	var reps []suiteResults
+	for _, s := range r.suites {
+		res := map[string]results{}
+		for _, mode := range r.opt.modes {
+			rs, err := r.runSuite(ctx, s, mode)
+			if err != nil {
+				return false, err
+			}
+			res[mode] = rs
 		}
-		rs, err := r.runSuite(ctx, mode, dsn)
-		if err != nil {
-			return false, err
-		}
-		res[mode] = rs
+		reps = append(reps, suiteResults{s, res})
 	}
-	return report(os.Stdout, res), nil
+	return report(os.Stdout, reps), nil
 }
 
-// findPgx downloads the pgx version this module requires into the module
-// cache and notes its directory.
-func (r *runner) findPgx(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Version}}", pgxModule).Output()
-	if err != nil {
-		return fmt.Errorf("go list -m %s: %v", pgxModule, err)
+func (s *suite) addr(mode string) [2]string {
+	if mode == "proxy" {
+		return s.proxy
 	}
-	r.pgxVersion = strings.TrimSpace(string(out))
-	out, err = exec.CommandContext(ctx, "go", "mod", "download", "-json", pgxModule+"@"+r.pgxVersion).Output()
+	return s.direct
+}
+
+// download downloads the driver version this module requires into the
+// module cache and notes its directory.
+func (s *suite) download(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Version}}", s.module).Output()
 	if err != nil {
-		return fmt.Errorf("go mod download %s@%s: %v", pgxModule, r.pgxVersion, err)
+		return fmt.Errorf("go list -m %s: %v", s.module, err)
+	}
+	s.version = strings.TrimSpace(string(out))
+	out, err = exec.CommandContext(ctx, "go", "mod", "download", "-json", s.module+"@"+s.version).Output()
+	if err != nil {
+		return fmt.Errorf("go mod download %s@%s: %v", s.module, s.version, err)
 	}
 	var m struct{ Dir, Error string }
 	if err := json.Unmarshal(out, &m); err != nil {
 		return fmt.Errorf("go mod download: %v", err)
 	}
 	if m.Error != "" || m.Dir == "" {
-		return fmt.Errorf("go mod download %s@%s: %s", pgxModule, r.pgxVersion, m.Error)
+		return fmt.Errorf("go mod download %s@%s: %s", s.module, s.version, m.Error)
 	}
-	r.pgxDir = m.Dir
-	logf("pgx %s in %s", r.pgxVersion, r.pgxDir)
+	s.dir = m.Dir
+	logf("%s %s in %s", s.title, s.version, s.dir)
 	return nil
 }
 
 func (r *runner) startRdslocal(ctx context.Context) error {
-	// Ports for the DB instance away from the default range, which other
+	// Ports for the DB instances away from the default range, which other
 	// rdslocal processes on this machine may be using.
 	base, err := rdsproc.FreePort()
 	if err != nil {
@@ -156,21 +179,22 @@ func (r *runner) startRdslocal(ctx context.Context) error {
 
 // createResources does through the AWS API what an application's setup
 // does: a DB instance, a secret, a proxy with that secret and its target.
-func (r *runner) createResources(ctx context.Context) error {
+func (r *runner) createResources(ctx context.Context, s *suite) error {
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(r.apiURL),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
 	rc := rds.NewFromConfig(cfg)
 	sm := secretsmanager.NewFromConfig(cfg)
+	id := s.name + "-db"
 
 	t0 := time.Now()
-	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String("pgx-db"),
-		DBInstanceClass: aws.String("db.m5.large"), Engine: aws.String("postgres"),
-		MasterUsername: aws.String(dbUser), MasterUserPassword: aws.String(dbPassword), DBName: aws.String(dbName)}); err != nil {
-		return fmt.Errorf("CreateDBInstance: %w", err)
+	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String(id),
+		DBInstanceClass: aws.String("db.m5.large"), Engine: aws.String(s.engine),
+		MasterUsername: aws.String(s.user), MasterUserPassword: aws.String(dbPassword), DBName: aws.String(s.dbName)}); err != nil {
+		return fmt.Errorf("CreateDBInstance %s: %w", s.engine, err)
 	}
 	var inst types.DBInstance
 	for {
-		out, err := rc.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("pgx-db")})
+		out, err := rc.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
 		if err != nil {
 			return fmt.Errorf("DescribeDBInstances: %w", err)
 		}
@@ -180,7 +204,7 @@ func (r *runner) createResources(ctx context.Context) error {
 			break
 		}
 		if st == "failed" || time.Since(t0) > 3*time.Minute {
-			return fmt.Errorf("DB instance is %q after %s\n%s", st, time.Since(t0).Round(time.Second), rdsproc.Tail(filepath.Join(r.tmp, "rdslocal.log"), 20))
+			return fmt.Errorf("DB instance %s is %q after %s\n%s", id, st, time.Since(t0).Round(time.Second), rdsproc.Tail(filepath.Join(r.tmp, "rdslocal.log"), 20))
 		}
 		select {
 		case <-ctx.Done():
@@ -188,43 +212,37 @@ func (r *runner) createResources(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	r.direct = dsn(aws.ToString(inst.Endpoint.Address), fmt.Sprint(aws.ToInt32(inst.Endpoint.Port)))
-	logf("DB instance available at %s:%d after %s", aws.ToString(inst.Endpoint.Address), aws.ToInt32(inst.Endpoint.Port),
-		time.Since(t0).Round(time.Millisecond))
+	s.direct = [2]string{aws.ToString(inst.Endpoint.Address), fmt.Sprint(aws.ToInt32(inst.Endpoint.Port))}
+	logf("%s DB instance available at %s:%s after %s", s.engine, s.direct[0], s.direct[1], time.Since(t0).Round(time.Millisecond))
 
-	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("pgx-creds"),
-		SecretString: aws.String(fmt.Sprintf(`{"username":%q,"password":%q}`, dbUser, dbPassword))})
+	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(s.name + "-creds"),
+		SecretString: aws.String(fmt.Sprintf(`{"username":%q,"password":%q}`, s.user, dbPassword))})
 	if err != nil {
 		return fmt.Errorf("CreateSecret: %w", err)
 	}
-	p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String("pgx-proxy"), EngineFamily: types.EngineFamilyPostgresql,
-		RoleArn: aws.String("arn:aws:iam::000000000000:role/pgx-proxy"), VpcSubnetIds: []string{"subnet-1", "subnet-2"},
+	p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String(s.name + "-proxy"), EngineFamily: s.family,
+		RoleArn: aws.String("arn:aws:iam::000000000000:role/conformance"), VpcSubnetIds: []string{"subnet-1", "subnet-2"},
 		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeDisabled}}})
 	if err != nil {
 		return fmt.Errorf("CreateDBProxy: %w", err)
 	}
-	if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String("pgx-proxy"),
-		DBInstanceIdentifiers: []string{"pgx-db"}}); err != nil {
+	if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String(s.name + "-proxy"),
+		DBInstanceIdentifiers: []string{id}}); err != nil {
 		return fmt.Errorf("RegisterDBProxyTargets: %w", err)
 	}
-	host, port := aws.ToString(p.DBProxy.Endpoint), "5432"
+	host, port := aws.ToString(p.DBProxy.Endpoint), s.proxyPort
 	if h, pt, err := net.SplitHostPort(host); err == nil { // ports mode
 		host, port = h, pt
 	}
-	r.proxy = dsn(host, port)
-	logf("proxy endpoint %s:%s", host, port)
+	s.proxy = [2]string{host, port}
+	logf("%s proxy endpoint %s:%s", s.family, host, port)
 
 	// Wait until the proxy answers a query.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := pgx.Connect(ctx, r.proxy)
+		err := s.ping(ctx, host, port)
 		if err == nil {
-			var n int
-			err = c.QueryRow(ctx, "SELECT 1").Scan(&n)
-			c.Close(ctx)
-			if err == nil {
-				return nil
-			}
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the proxy at %s:%s does not answer: %v", host, port, err)
@@ -237,26 +255,20 @@ func (r *runner) createResources(ctx context.Context) error {
 	}
 }
 
-// dsn is the PGX_TEST_DATABASE value for a host and port. sslmode is
-// pgx's default (prefer): the proxy offers TLS, the instance does not.
-func dsn(host, port string) string {
-	return fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s", host, port, dbUser, dbPassword, dbName)
-}
-
 // superuser matches the SUPERUSER attribute in pgx's setup script.
 var superuser = regexp.MustCompile(`(?i)\s+(with\s+)?superuser\b`)
 
-// prepareDatabase runs pgx's testsetup/postgresql_setup.sql on the
+// preparePgx runs pgx's testsetup/postgresql_setup.sql on the
 // database as the master user: its SQL statements one by one, without the
 // psql meta-commands (the role named after the OS user is not needed:
 // every test connects with PGX_TEST_DATABASE) and without SUPERUSER.
-func (r *runner) prepareDatabase(ctx context.Context) error {
-	f, err := os.Open(filepath.Join(r.pgxDir, "testsetup", "postgresql_setup.sql"))
+func preparePgx(ctx context.Context, s *suite, host, port string) error {
+	f, err := os.Open(filepath.Join(s.dir, "testsetup", "postgresql_setup.sql"))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	c, err := pgx.Connect(ctx, r.direct)
+	c, err := pgx.Connect(ctx, pgxDSN(host, port))
 	if err != nil {
 		return fmt.Errorf("connect to the instance: %w", err)
 	}

@@ -17,8 +17,9 @@
 //
 // Backend embeds the core's *proxy.Pooled. A server's refusal at Dial or
 // Probe is a *proxy.DialError wrapping its *mysql.MyError (Auth for 1045
-// and 1044: target health AUTH_FAILURE; others CONNECTION_FAILED); the
-// client of a borrow that needed the dial gets the server's own error.
+// and 1044: target health AUTH_FAILURE; 1040, 1203 and 1226, no slot free:
+// Busy, the borrow waits; others CONNECTION_FAILED); the client of a borrow that
+// needed the dial gets the server's own error.
 // Serve runs the connection phase, then the command loop on a fresh
 // goroutine (proxy.Client.Continue) whose stack starts small.
 //

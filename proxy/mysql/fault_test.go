@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-sql-driver/mysql"
 	"github.com/rdslocal/rdslocal/engine/enginetest"
 	"github.com/rdslocal/rdslocal/proxy"
 )
@@ -256,4 +258,82 @@ func TestTargetHealth(t *testing.T) {
 
 	down := newHarness(t, srv, harnessOpts{mod: func(s *proxy.ProxySpec) { s.Targets[0].Port = freePort() }})
 	health(down, "UNAVAILABLE", "CONNECTION_FAILED")
+}
+
+// TestDatabaseFull: when the database refuses a new connection for lack
+// of room (ERROR 1040 Too many connections, because other clients of the
+// database or the proxy's own probe hold the slots its max_connections
+// leaves), a client of the proxy waits for a server connection as it
+// does when the pool is full, instead of getting the database's refusal:
+// here it gets the connection another client returns by committing.
+// go-sql-driver/mysql's TestConcurrent (max_connections clients at once
+// through the proxy) met this.
+func TestDatabaseFull(t *testing.T) {
+	requireMariaDB(t)
+	srv, err := env.MariaDB(enginetest.Options{MaxConnections: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := seed(srv); err != nil {
+		t.Fatal(err)
+	}
+	// The pool may use all of max_connections, as with RDS's default.
+	h := newHarness(t, srv, harnessOpts{borrowTimeout: time.Minute, mod: func(s *proxy.ProxySpec) {
+		s.Pool.MaxConnectionsPercent, s.Pool.MaxIdleConnectionsPercent = 100, 100
+	}})
+	ctx := ctxT(t, 2*time.Minute)
+	db := h.open(appUser, appPW, testDB, "")
+	a, b := conn(t, ctx, db), conn(t, ctx, db)
+	if _, err := a.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if scan1[int](t, ctx, a, "SELECT 1") != 1 {
+		t.Fatal("SELECT 1")
+	}
+	// Other clients of the database take every slot left.
+	direct, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=10s", appUser, appPW, srv.Addr(), testDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	full := false
+	for range 20 {
+		c, err := direct.Conn(ctx)
+		if err != nil {
+			var me *mysql.MySQLError
+			if !errors.As(err, &me) || me.Number != 1040 {
+				t.Fatalf("filling the database: %v", err)
+			}
+			full = true
+			break
+		}
+		defer c.Close()
+	}
+	if !full {
+		t.Fatal("the database never refused a connection")
+	}
+	// b needs a server connection; the pool has room, the database not.
+	got := make(chan error, 1)
+	go func() {
+		var n int
+		err := b.QueryRowContext(ctx, "SELECT 2").Scan(&n)
+		if err == nil && n != 2 {
+			err = fmt.Errorf("SELECT 2 = %d", n)
+		}
+		got <- err
+	}()
+	// Once the database has refused b's server connection, a commits.
+	eventually(t, 30*time.Second, func() error {
+		if h.metric("DatabaseConnectionsSetupFailed") == 0 {
+			return errors.New("the database never refused the proxy")
+		}
+		return nil
+	})
+	if _, err := a.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("a client of a full database: %v, want it served by the connection another client returned", err)
+	}
 }
