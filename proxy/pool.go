@@ -175,8 +175,9 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 		}
 		w := &waiter{pool: pl, ch: make(chan grant, 1)}
 		t.waiters = append(t.waiters, w)
+		lift := t.liftLocked()
 		t.mu.Unlock()
-		g, err := t.wait(ctx, w, deadline)
+		g, err := t.wait(ctx, w, deadline, lift)
 		if err != nil {
 			return nil, err
 		}
@@ -195,17 +196,40 @@ func (t *target) borrow(ctx context.Context, pl *pool, deadline time.Time, prefe
 	}
 }
 
-func (t *target) wait(ctx context.Context, w *waiter, deadline time.Time) (grant, error) {
+// wait waits for w's grant until deadline. lift, if not zero, is when a
+// server's refusal stops capping the budget (busyCap): nothing else would
+// hand out the slots the budget then has again, so the waiter does
+// (grantSlotsLocked, first come first served) and waits on.
+func (t *target) wait(ctx context.Context, w *waiter, deadline, lift time.Time) (grant, error) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
+	var liftC <-chan time.Time
+	var lt *time.Timer
+	if !lift.IsZero() {
+		lt = time.NewTimer(time.Until(lift))
+		defer lt.Stop()
+		liftC = lt.C
+	}
 	var err error
-	select {
-	case g := <-w.ch:
-		return g, nil
-	case <-timer.C:
-		err = errBorrowTimeout
-	case <-ctx.Done():
-		err = ctx.Err()
+	for err == nil {
+		select {
+		case g := <-w.ch:
+			return g, nil
+		case <-timer.C:
+			err = errBorrowTimeout
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-liftC:
+			t.mu.Lock()
+			t.grantSlotsLocked()
+			lift = t.liftLocked()
+			t.mu.Unlock()
+			liftC = nil
+			if !lift.IsZero() { // capped again meanwhile
+				lt.Reset(time.Until(lift))
+				liftC = lt.C
+			}
+		}
 	}
 	t.mu.Lock()
 	for i, x := range t.waiters {
@@ -293,6 +317,15 @@ func (t *target) capAtBusy() bool {
 		t.busyCap, t.busyUntil = held, time.Now().Add(busyHold)
 	}
 	return held > 0
+}
+
+// liftLocked is when the cap a server's refusal put on the budget ends,
+// zero when there is none (t.mu held).
+func (t *target) liftLocked() time.Time {
+	if t.busyCap > 0 && time.Now().Before(t.busyUntil) {
+		return t.busyUntil
+	}
+	return time.Time{}
 }
 
 // freeSlot gives back a slot counted in t.open and lets a waiter use it.
