@@ -139,6 +139,11 @@ func (s *session) syncSettings() error {
 		b.conn.SetDeadline(time.Now().Add(10 * time.Second))
 		st, err := b.exec(string(q))
 		b.conn.SetDeadline(time.Time{})
+		if ev := s.c.Evicted(); ev != nil && err == nil {
+			// A failover's expired deadline was overwritten just now:
+			// nothing more goes to this connection.
+			err = ev
+		}
 		if err != nil {
 			if pe, ok := err.(*wire.Error); ok && st == wire.TxIdle {
 				return &wire.Error{Severity: "FATAL", Code: pe.Code, Message: pe.Message}
