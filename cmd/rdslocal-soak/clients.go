@@ -252,8 +252,13 @@ type clients struct {
 	wg    sync.WaitGroup
 }
 
-func newClients(mysql bool, dsn string, think time.Duration) *clients {
-	c := &clients{mysql: mysql, dsn: dsn, think: think, probe: &recorder{}}
+func newClients(isMySQL bool, dsn string, think time.Duration) *clients {
+	if isMySQL {
+		// The driver's own log would repeat every error the recorders
+		// count.
+		_ = mysql.SetLogger(&mysql.NopLogger{})
+	}
+	c := &clients{mysql: isMySQL, dsn: dsn, think: think, probe: &recorder{}}
 	for i := range c.rec {
 		c.rec[i] = &recorder{}
 	}

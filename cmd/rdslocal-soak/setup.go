@@ -315,7 +315,10 @@ func (s *soak) proxyAddr() string {
 // proxyDSN is the proxy's DSN: pgx's, or go-sql-driver/mysql's.
 func (s *soak) proxyDSN() string {
 	if s.mysql() {
-		return fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=10s", dbUser, dbPassword, s.proxyAddr(), dbName)
+		// interpolateParams: without it the driver prepares every
+		// statement with arguments on the server, which pins the session
+		// (as on RDS Proxy) and would make every client a pinned one.
+		return fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=10s&interpolateParams=true", dbUser, dbPassword, s.proxyAddr(), dbName)
 	}
 	return fmt.Sprintf("host=%s port=5432 user=%s password=%s dbname=%s sslmode=disable connect_timeout=10", s.proxy, dbUser, dbPassword, dbName)
 }
