@@ -51,7 +51,8 @@ bench: build deps
 # through a proxy in front of an Aurora PostgreSQL cluster whose writer is
 # failed over and killed again and again; prints the figures and updates
 # BENCHMARKS.md. Not part of `make test`. Options: make soak
-# SOAK_ARGS='-clients 100 -duration 2m' (see `go run ./cmd/rdslocal-soak -h`).
+# SOAK_ARGS='-clients 100 -duration 2m'; '-engine aurora-mysql' soaks a MYSQL proxy
+# (figures printed only; see `go run ./cmd/rdslocal-soak -h`).
 soak: build deps
 	ulimit -n 20000 2>/dev/null || true; $(GO) run ./cmd/rdslocal-soak $(SOAK_ARGS)
 

@@ -299,8 +299,10 @@
 // Switchover(old, new) is a planned failover that loses no write: the
 // primary stops taking writes — PostgreSQL: a fast shutdown, in which the
 // walsenders send every WAL record to the standbys first, then a check
-// that new received it all; MariaDB: read_only (the master user has no
-// READ_ONLY ADMIN), MASTER_GTID_WAIT on new for the old binlog position,
+// that new received it all; MariaDB: the user sessions are killed (a
+// running statement rolls back, as Aurora's restart of the former writer
+// ends it), then read_only (the master user has no READ_ONLY ADMIN),
+// MASTER_GTID_WAIT on new for the old binlog position,
 // then a stop — and new is promoted. If that fails before the promotion,
 // old is put back in service; if rdslocal stops in between, Restore
 // finishes the switchover (new is promoted, old rebuilt under it).

@@ -7,9 +7,10 @@ import (
 )
 
 // Switchover hands the primary role from oldID to its replica newID with
-// no write lost: old stops taking writes (MariaDB: read_only, then the
-// replica catches up with its binlog position; PostgreSQL: a fast
-// shutdown, which sends the standbys all WAL first), old stops, and new is
+// no write lost: old stops taking writes (MariaDB: its user sessions are
+// killed, then read_only, then the replica catches up with its binlog
+// position; PostgreSQL: a fast shutdown, which sends the standbys all WAL
+// first), old stops, and new is
 // promoted. On return old is stopped and marked to be rebuilt as a
 // replica of new (Demote does it; so does any later start), so it never
 // runs as a primary again. If the hand-over fails before new is promoted,

@@ -491,12 +491,15 @@ func (my mariadb) waitReplicating(ctx context.Context, _ *Manager, md, primary m
 	}
 }
 
-// handOver makes the primary read-only (the master user has no READ_ONLY
-// ADMIN, so it can write no more; commits in progress finish first),
-// waits until the replica next has applied its binlog to the end, and
-// stops it.
+// handOver ends the user sessions of the primary, makes it read-only (the
+// master user has no READ_ONLY ADMIN, so it can write no more; commits in
+// progress finish first), waits until the replica next has applied its
+// binlog to the end, and stops it.
 func (my mariadb) handOver(ctx context.Context, m *Manager, inst *instance, old, next meta) error {
 	admin := adminLogin(famMySQL, old)
+	if err := my.endSessions(ctx, admin); err != nil {
+		return err
+	}
 	if err := my.exec(ctx, admin, "SET GLOBAL read_only = 1"); err != nil {
 		return err
 	}
@@ -512,6 +515,45 @@ func (my mariadb) handOver(ctx context.Context, m *Manager, inst *instance, old,
 		return fmt.Errorf("%w: %s did not apply %s's binlog up to %s within 30s", ErrReplication, next.ID, old.ID, pos)
 	}
 	m.stopServer(inst, StatusStopped)
+	return nil
+}
+
+// endSessions kills the server's user sessions (not replication's nor
+// the administrator's). Aurora restarts the former writer at a failover,
+// so a statement running there ends without committing, as PostgreSQL's
+// fast shutdown ends it here; read_only alone would wait for it to finish
+// and commit it on the writer being handed over, after the proxy had
+// told its client the session was lost.
+func (my mariadb) endSessions(ctx context.Context, admin login) error {
+	db := my.open(admin)
+	defer db.Close()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rows, err := c.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER NOT IN (?, 'system user', 'event_scheduler') "+
+		"AND COMMAND NOT LIKE 'Binlog Dump%' AND ID <> CONNECTION_ID()", admin.user)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		// One that ended meanwhile answers 1094 (unknown thread).
+		_, _ = c.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatInt(id, 10))
+	}
 	return nil
 }
 

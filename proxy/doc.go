@@ -89,7 +89,8 @@
 // evicted: the core sets the held connection's deadline and the client
 // connection's read deadline to now, and the protocol, at the error this
 // causes wherever the session waits, finds Client.Evicted non-nil and ends
-// the session with its database's error (PostgreSQL: FATAL 57P01). Idle
+// the session with its database's error (PostgreSQL: FATAL 57P01; MySQL:
+// ERROR 1053 (08S01)). Idle
 // sessions hold nothing and borrow from the new writer next time; borrows
 // wait up to ConnectionBorrowTimeout while no target serves the role.
 // READ_ONLY endpoints route to readers only (never the writer): the

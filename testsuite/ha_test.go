@@ -24,8 +24,8 @@ import (
 )
 
 // ha drives the high-availability tests: clusters and Multi-AZ instances
-// made through the AWS API, their real servers, and for PostgreSQL a
-// proxy in front of them.
+// made through the AWS API, their real servers, and a proxy (PostgreSQL
+// or MySQL) in front of them.
 type ha struct {
 	emu *testsuite.Emulator
 	rc  *rds.Client
@@ -357,40 +357,163 @@ func writeUntilOK(t *testing.T, what string, exec func() error) (time.Duration, 
 	}
 }
 
-// probeWrites writes through the proxy until a write succeeds on a server
-// other than the former writer's (port formerPort): a client that keeps
-// working through a failover. A statement in flight when the writer goes
-// away fails, as on RDS Proxy, and may end the session; the client then
-// connects again. It returns how long it took and how many attempts
-// failed.
-func probeWrites(t *testing.T, endpoint string, c *pgx.Conn, formerPort int32, next func() int) (time.Duration, int) {
+// proxyClient is one client connection of a proxy endpoint: pgx for
+// PostgreSQL, one go-sql-driver connection for MySQL.
+type proxyClient struct {
+	pg *pgx.Conn
+	my *myConn
+}
+
+// myConn is one go-sql-driver connection and its pool, closed together.
+type myConn struct {
+	*sql.Conn
+	db *sql.DB
+}
+
+func (c *myConn) Close() error {
+	c.Conn.Close()
+	return c.db.Close()
+}
+
+// viaProxyAny connects to a proxy endpoint of the engine's family as the
+// master user.
+func (h *ha) viaProxyAny(t *testing.T, engine, endpoint string) *proxyClient {
 	t.Helper()
+	if isPG(engine) {
+		return &proxyClient{pg: viaProxy(t, endpoint)}
+	}
+	return &proxyClient{my: viaMySQLProxy(t, endpoint, "")}
+}
+
+// viaMySQLProxy connects to a MySQL proxy endpoint as the master user:
+// one connection, kept (params are extra DSN parameters).
+func viaMySQLProxy(t *testing.T, endpoint, params string) *myConn {
+	t.Helper()
+	c, err := dialMySQLProxy(endpoint, params, 20*time.Second)
+	if err != nil {
+		t.Fatalf("connect through the proxy %s: %v", endpoint, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialMySQLProxy is viaMySQLProxy without a test: the caller closes the
+// connection (which closes its pool).
+func dialMySQLProxy(endpoint, params string, wait time.Duration) (*myConn, error) {
+	dsn := fmt.Sprintf("master:%s@tcp(%s)/app?timeout=10s", haPassword, mysqlProxyAddr(endpoint))
+	if params != "" {
+		dsn += "&" + params
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(1)
+		c, err := db.Conn(context.Background())
+		if err == nil {
+			if err = c.PingContext(context.Background()); err == nil {
+				return &myConn{c, db}, nil
+			}
+			c.Close()
+		}
+		db.Close()
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *proxyClient) exec(q string) error {
+	if c.pg != nil {
+		_, err := c.pg.Exec(context.Background(), q)
+		return err
+	}
+	_, err := c.my.ExecContext(context.Background(), q)
+	return err
+}
+
+// writePort writes row id and returns the port of the server that took it.
+func (c *proxyClient) writePort(id int, v string) (int32, error) {
 	ctx := context.Background()
+	var port int32
+	if c.pg != nil {
+		err := c.pg.QueryRow(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, '%s') RETURNING inet_server_port()", id, v)).Scan(&port)
+		return port, err
+	}
+	// One transaction, so that the write and @@port are the same server's.
+	tx, err := c.my.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(fmt.Sprintf("INSERT INTO t VALUES (%d, '%s')", id, v)); err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	if err := tx.QueryRow("SELECT @@port").Scan(&port); err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	return port, tx.Commit()
+}
+
+// carriesOn checks that a client that stayed idle through a failover
+// carries on against the new writer without an error.
+func (c *proxyClient) carriesOn(t *testing.T, row int) {
+	t.Helper()
+	if err := c.exec(fmt.Sprintf("INSERT INTO t VALUES (%d, 'idle')", row)); err != nil {
+		t.Fatalf("a client idle through the failover: %v", err)
+	}
+}
+
+func (c *proxyClient) close() {
+	if c.pg != nil {
+		c.pg.Close(context.Background())
+	} else {
+		c.my.Close()
+	}
+}
+
+// probeWritesAny writes through the proxy until a write succeeds on a
+// server other than the former writer's (port formerPort): a client that
+// keeps working through a failover. A statement in flight when the writer
+// goes away fails, as on RDS Proxy, and may end the session; the client
+// then connects again. It returns how long it took and how many attempts
+// failed.
+func probeWritesAny(t *testing.T, engine, endpoint string, formerPort int32, next func() int) (time.Duration, int) {
+	t.Helper()
+	var c *proxyClient
+	defer func() {
+		if c != nil {
+			c.close()
+		}
+	}()
 	return writeUntilOK(t, "client writing through the proxy", func() error {
-		if c == nil || c.IsClosed() {
+		if c == nil {
+			c = &proxyClient{}
 			var err error
-			c, err = pgx.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=master password=%s dbname=app sslmode=disable connect_timeout=10", endpoint, haPassword))
+			if isPG(engine) {
+				c.pg, err = pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=5432 user=master password=%s dbname=app sslmode=disable connect_timeout=10", endpoint, haPassword))
+			} else {
+				c.my, err = dialMySQLProxy(endpoint, "", 0)
+			}
 			if err != nil {
+				c = nil
 				return err
 			}
-			t.Cleanup(func() { c.Close(ctx) })
 		}
-		var port int32
-		err := c.QueryRow(ctx, fmt.Sprintf("INSERT INTO t VALUES (%d, 'probe') RETURNING inet_server_port()", next())).Scan(&port)
+		port, err := c.writePort(next(), "probe")
 		if err == nil && port == formerPort {
 			return errFormerWriter
 		}
+		if err != nil {
+			c.close()
+			c = nil
+		}
 		return err
 	})
-}
-
-// idleCarriesOn checks that a client that stayed idle through a failover
-// carries on against the new writer without an error.
-func idleCarriesOn(t *testing.T, idle *pgx.Conn, row int) {
-	t.Helper()
-	if _, err := idle.Exec(context.Background(), fmt.Sprintf("INSERT INTO t VALUES (%d, 'idle')", row)); err != nil {
-		t.Fatalf("a client idle through the failover: %v", err)
-	}
 }
 
 // adminExec runs statements as the engine layer's internal administrator
@@ -432,8 +555,8 @@ func (h *ha) adminExec(t *testing.T, engine, id string, stmts ...string) {
 // reader with no write lost; the former writer is rebuilt as a replica of
 // the new one, gets what is written there and refuses writes; the API,
 // the proxy's targets and the servers agree on every role; the events say
-// what happened. PostgreSQL through its proxy; MariaDB at the database
-// (its proxy listener does not exist yet).
+// what happened. Clients write through the cluster's proxy (PostgreSQL or
+// MySQL); an idle one carries on against the new writer with no error.
 func TestClusterFailoverDemotes(t *testing.T) {
 	h := newHA(t)
 	ctx := context.Background()
@@ -450,48 +573,26 @@ func TestClusterFailoverDemotes(t *testing.T) {
 			if _, err := w.Exec("INSERT INTO t VALUES (1, 'before')"); err != nil {
 				t.Fatal(err)
 			}
-			var idle, probe *pgx.Conn
-			if isPG(engine) {
-				idle, probe = viaProxy(t, endpoint), viaProxy(t, endpoint)
-				if _, err := idle.Exec(ctx, "INSERT INTO t VALUES (2, 'via-proxy')"); err != nil {
-					t.Fatal(err)
-				}
+			idle := h.viaProxyAny(t, engine, endpoint)
+			if err := idle.exec(fmt.Sprintf("INSERT INTO t VALUES (%d, 'via-proxy')", 2)); err != nil {
+				t.Fatal(err)
 			}
 			formerPort := *h.instance(t, cl+"-1").Endpoint.Port
 			if _, err := h.rc.FailoverDBCluster(ctx, &rds.FailoverDBClusterInput{DBClusterIdentifier: aws.String(cl)}); err != nil {
 				t.Fatal(err)
 			}
-			var took time.Duration
-			var failed int
-			if isPG(engine) {
-				n := 10
-				took, failed = probeWrites(t, endpoint, probe, formerPort, func() int { n++; return n })
-				t.Logf("figure: %s FailoverDBCluster call → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
-			} else {
-				took, _ = writeUntilOK(t, "write on the new writer", func() error {
-					if h.writer(t, cl) != cl+"-2" {
-						return errors.New("not failed over yet")
-					}
-					db, err := dbOpen(t, engine, *h.instance(t, cl+"-2").Endpoint.Address, int(*h.instance(t, cl+"-2").Endpoint.Port), "master", haPassword, "app")
-					if err != nil {
-						return err
-					}
-					defer db.Close()
-					_, err = db.Exec("INSERT INTO t VALUES (11, 'after')")
-					return err
-				})
-				t.Logf("figure: %s FailoverDBCluster call → first write on the new writer: %v", engine, took.Round(time.Millisecond))
-			}
+			n := 10
+			took, failed := probeWritesAny(t, engine, endpoint, formerPort, func() int { n++; return n })
+			t.Logf("figure: %s FailoverDBCluster call → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 			h.settle(t, cl, cl+"-2", proxy, cl+"-1", cl+"-2")
 			h.rolesAgree(t, engine, cl, proxy)
 
 			nw, old := h.open(t, engine, cl+"-2"), h.open(t, engine, cl+"-1")
 			hasRow(t, nw, 1)
-			if isPG(engine) {
-				hasRow(t, nw, 2)
-				idleCarriesOn(t, idle, 4)
-				hasRow(t, nw, 4)
-			}
+			hasRow(t, nw, 2)
+			hasRow(t, nw, n) // the probe's acknowledged write
+			idle.carriesOn(t, 4)
+			hasRow(t, nw, 4)
 			if _, err := nw.Exec("INSERT INTO t VALUES (3, 'on-new-writer')"); err != nil {
 				t.Fatal(err)
 			}
@@ -507,12 +608,11 @@ func TestClusterFailoverDemotes(t *testing.T) {
 // TestWriterKilledFailsOver: the writer's server is killed with SIGKILL.
 // The reader chosen by promotion tier, then size, is promoted on its own;
 // the other readers follow it; the dead writer is restarted and rebuilt
-// as a reader. For PostgreSQL an idle client of the proxy carries on
-// against the new writer; the time from the death to its first successful
-// write is printed.
+// as a reader. An idle client of the proxy (PostgreSQL or MySQL) carries
+// on against the new writer; the time from the death to the first
+// successful write through the proxy is printed.
 func TestWriterKilledFailsOver(t *testing.T) {
 	h := newHA(t)
-	ctx := context.Background()
 	for _, engine := range []string{"aurora-postgresql", "aurora-mysql"} {
 		t.Run(engine, func(t *testing.T) {
 			cl := "kill-" + engine[len("aurora-"):]
@@ -533,51 +633,26 @@ func TestWriterKilledFailsOver(t *testing.T) {
 			for _, id := range []string{big, pick, small} {
 				hasRow(t, h.open(t, engine, id), 1)
 			}
-			var idle, probe *pgx.Conn
-			if isPG(engine) {
-				idle, probe = viaProxy(t, endpoint), viaProxy(t, endpoint)
-			}
+			idle := h.viaProxyAny(t, engine, endpoint)
 			srv, err := h.emu.Server.Engines().Get(eid(w))
 			if err != nil || srv.PID == 0 {
 				t.Fatalf("writer's server: %+v %v", srv, err)
 			}
 			killServer(t, srv.Dir)
-			var took time.Duration
-			var failed int
 			n := 10
-			if isPG(engine) {
-				took, failed = probeWrites(t, endpoint, probe, int32(srv.Port), func() int { n++; return n })
-				t.Logf("figure: %s writer SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
-				c := viaProxy(t, endpoint)
-				if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2, 'new-client')"); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				took, _ = writeUntilOK(t, "write on the new writer", func() error {
-					if h.writer(t, cl) != pick {
-						return errors.New("not failed over yet")
-					}
-					in := h.instance(t, pick)
-					db, err := dbOpen(t, engine, *in.Endpoint.Address, int(*in.Endpoint.Port), "master", haPassword, "app")
-					if err != nil {
-						return err
-					}
-					defer db.Close()
-					_, err = db.Exec("INSERT INTO t VALUES (2, 'after')")
-					return err
-				})
-				t.Logf("figure: %s writer SIGKILLed → first write on the new writer: %v", engine, took.Round(time.Millisecond))
+			took, failed := probeWritesAny(t, engine, endpoint, int32(srv.Port), func() int { n++; return n })
+			t.Logf("figure: %s writer SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
+			if err := h.viaProxyAny(t, engine, endpoint).exec("INSERT INTO t VALUES (2, 'new-client')"); err != nil {
+				t.Fatal(err)
 			}
 			h.settle(t, cl, pick, proxy, w, big, pick, small)
 			h.rolesAgree(t, engine, cl, proxy)
 			nw := h.open(t, engine, pick)
 			hasRow(t, nw, 1)
 			hasRow(t, nw, 2)
-			if isPG(engine) {
-				hasRow(t, nw, n) // the probe's acknowledged write
-				idleCarriesOn(t, idle, 4)
-				hasRow(t, nw, 4)
-			}
+			hasRow(t, nw, n) // the probe's acknowledged write
+			idle.carriesOn(t, 4)
+			hasRow(t, nw, 4)
 			if _, err := nw.Exec("INSERT INTO t VALUES (3, 'later')"); err != nil {
 				t.Fatal(err)
 			}
@@ -617,10 +692,7 @@ func TestMultiAZForceFailover(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var idle, probe *pgx.Conn
-			if isPG(engine) {
-				idle, probe = viaProxy(t, endpoint), viaProxy(t, endpoint)
-			}
+			idle := h.viaProxyAny(t, engine, endpoint)
 			n := 100
 			for round, standby := range []string{eid(id), eid(id) + ".standby"} {
 				// standby is the server that serves as the standby after
@@ -629,11 +701,8 @@ func TestMultiAZForceFailover(t *testing.T) {
 				if _, err := h.rc.RebootDBInstance(ctx, &rds.RebootDBInstanceInput{DBInstanceIdentifier: aws.String(id), ForceFailover: aws.Bool(true)}); err != nil {
 					t.Fatal(err)
 				}
-				if isPG(engine) {
-					took, failed := probeWrites(t, endpoint, probe, *before.Endpoint.Port, func() int { n++; return n })
-					t.Logf("figure: %s Multi-AZ force failover %d: call → first write through the proxy: %v (%d failed attempts)", engine, round+1, took.Round(time.Millisecond), failed)
-					probe = nil // probeWrites may have replaced it; a fresh one next round
-				}
+				took, failed := probeWritesAny(t, engine, endpoint, *before.Endpoint.Port, func() int { n++; return n })
+				t.Logf("figure: %s Multi-AZ force failover %d: call → first write through the proxy: %v (%d failed attempts)", engine, round+1, took.Round(time.Millisecond), failed)
 				after := waitAvailable(t, h.rc, id)
 				if *after.Endpoint.Port == *before.Endpoint.Port {
 					t.Fatalf("round %d: the instance's endpoint did not move to the promoted standby", round+1)
@@ -654,9 +723,7 @@ func TestMultiAZForceFailover(t *testing.T) {
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
-				if isPG(engine) {
-					idleCarriesOn(t, idle, 50+round)
-				}
+				idle.carriesOn(t, 50+round)
 				pdb := h.open(t, engine, id)
 				row := 10 + round
 				if _, err := pdb.Exec(fmt.Sprintf("INSERT INTO t VALUES (%d, 'round')", row)); err != nil {
@@ -680,10 +747,8 @@ func TestMultiAZForceFailover(t *testing.T) {
 				t.Fatalf("primary after two failovers: %+v %v", prim, err)
 			}
 			killServer(t, prim.Dir)
-			if isPG(engine) {
-				took, failed := probeWrites(t, endpoint, nil, *before.Endpoint.Port, func() int { n++; return n })
-				t.Logf("figure: %s Multi-AZ primary SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
-			}
+			took, failed := probeWritesAny(t, engine, endpoint, *before.Endpoint.Port, func() int { n++; return n })
+			t.Logf("figure: %s Multi-AZ primary SIGKILLed → first write through the proxy: %v (%d failed attempts)", engine, took.Round(time.Millisecond), failed)
 			deadline := time.Now().Add(time.Minute)
 			for {
 				after := h.instance(t, id)
@@ -697,9 +762,7 @@ func TestMultiAZForceFailover(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			if isPG(engine) {
-				idleCarriesOn(t, idle, 60)
-			}
+			idle.carriesOn(t, 60)
 			hasRow(t, h.open(t, engine, id), 11)
 			h.wantEvents(t, types.SourceTypeDbInstance, id,
 				"Multi-AZ instance failover started.", "Multi-AZ instance failover completed.",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -97,6 +99,10 @@ func errKind(err error) string {
 	if errors.As(err, &pe) {
 		return pe.Code + " " + shorten(digits.ReplaceAllString(pe.Message, "#"))
 	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return fmt.Sprintf("ERROR %d (%s) %s", me.Number, me.SQLState[:], shorten(digits.ReplaceAllString(me.Message, "#")))
+	}
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
@@ -115,8 +121,121 @@ func shorten(s string) string {
 }
 
 // writeSQL inserts a row and reads back the server's port and the
-// session's soak.owner setting.
-const writeSQL = "INSERT INTO soak (id, client, class) VALUES ($1, $2, $3) RETURNING inet_server_port(), coalesce(current_setting('soak.owner', true), '')"
+// session's soak.owner setting (PostgreSQL) or @soak_owner user variable
+// (MySQL: MariaDB's INSERT … RETURNING), in one statement so that both
+// come from the server that took the write.
+const (
+	writeSQL      = "INSERT INTO soak (id, client, class) VALUES ($1, $2, $3) RETURNING inet_server_port(), coalesce(current_setting('soak.owner', true), '')"
+	writeSQLMySQL = "INSERT INTO soak (id, client, class) VALUES (?, ?, ?) RETURNING @@port, COALESCE(@soak_owner, '')"
+)
+
+// session is one client session of the proxy: pgx for PostgreSQL, one
+// go-sql-driver/mysql connection for MySQL.
+type session interface {
+	// write inserts one row (inside the open transaction, if any).
+	write(ctx context.Context, id int64, client int, cl class) (port int, owner string, err error)
+	// setOwner makes the session-level setting that pins the session.
+	setOwner(ctx context.Context, owner string) error
+	begin(ctx context.Context) error
+	commit(ctx context.Context) error
+	rollback()
+	// closed: the session is over (the proxy or the network ended it).
+	closed() bool
+	close()
+}
+
+// pgSession is a PostgreSQL session.
+type pgSession struct {
+	c  *pgx.Conn
+	tx pgx.Tx
+}
+
+func (p *pgSession) write(ctx context.Context, id int64, client int, cl class) (port int, owner string, err error) {
+	q := interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}(p.c)
+	if p.tx != nil {
+		q = p.tx
+	}
+	err = q.QueryRow(ctx, writeSQL, id, client, int(cl)).Scan(&port, &owner)
+	return port, owner, err
+}
+
+func (p *pgSession) setOwner(ctx context.Context, owner string) error {
+	_, err := p.c.Exec(ctx, "SET soak.owner = '"+owner+"'")
+	return err
+}
+
+func (p *pgSession) begin(ctx context.Context) (err error) {
+	p.tx, err = p.c.Begin(ctx)
+	return err
+}
+
+func (p *pgSession) commit(ctx context.Context) error {
+	err := p.tx.Commit(ctx)
+	p.tx = nil
+	return err
+}
+
+func (p *pgSession) rollback() {
+	if p.tx != nil {
+		_ = p.tx.Rollback(context.Background())
+		p.tx = nil
+	}
+}
+
+func (p *pgSession) closed() bool { return p.c.IsClosed() }
+func (p *pgSession) close()       { p.c.Close(context.Background()) }
+
+// mySession is a MySQL session: one connection of its own pool.
+type mySession struct {
+	db   *sql.DB
+	c    *sql.Conn
+	over bool // an error said the connection is gone
+}
+
+// note records whether err ended the session: anything but a server's
+// error, or the proxy's failover error (ERROR 1053), which it sends before
+// closing.
+func (m *mySession) note(err error) error {
+	var me *mysql.MySQLError
+	if err != nil && (!errors.As(err, &me) || me.Number == 1053) {
+		m.over = true
+	}
+	return err
+}
+
+func (m *mySession) write(ctx context.Context, id int64, client int, cl class) (port int, owner string, err error) {
+	err = m.c.QueryRowContext(ctx, writeSQLMySQL, id, client, int(cl)).Scan(&port, &owner)
+	return port, owner, m.note(err)
+}
+
+func (m *mySession) exec(ctx context.Context, q string) error {
+	_, err := m.c.ExecContext(ctx, q)
+	return m.note(err)
+}
+
+func (m *mySession) setOwner(ctx context.Context, owner string) error {
+	return m.exec(ctx, "SET @soak_owner = '"+owner+"'")
+}
+
+func (m *mySession) begin(ctx context.Context) error  { return m.exec(ctx, "BEGIN") }
+func (m *mySession) commit(ctx context.Context) error { return m.exec(ctx, "COMMIT") }
+
+func (m *mySession) rollback() {
+	if !m.over {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = m.exec(ctx, "ROLLBACK")
+	}
+}
+
+func (m *mySession) closed() bool { return m.over }
+
+func (m *mySession) close() {
+	m.c.Close()
+	m.db.Close()
+}
 
 // opTimeout bounds one operation: above the proxy's default
 // ConnectionBorrowTimeout (120 s), so the proxy's own answer comes first.
@@ -124,6 +243,7 @@ const opTimeout = 150 * time.Second
 
 // clients runs the soak's clients and probe until ctx ends.
 type clients struct {
+	mysql bool // the proxy is a MYSQL one; dsn is go-sql-driver's
 	dsn   string
 	think time.Duration
 	next  atomic.Int64
@@ -132,8 +252,13 @@ type clients struct {
 	wg    sync.WaitGroup
 }
 
-func newClients(dsn string, think time.Duration) *clients {
-	c := &clients{dsn: dsn, think: think, probe: &recorder{}}
+func newClients(isMySQL bool, dsn string, think time.Duration) *clients {
+	if isMySQL {
+		// The driver's own log would repeat every error the recorders
+		// count.
+		_ = mysql.SetLogger(&mysql.NopLogger{})
+	}
+	c := &clients{mysql: isMySQL, dsn: dsn, think: think, probe: &recorder{}}
 	for i := range c.rec {
 		c.rec[i] = &recorder{}
 	}
@@ -162,10 +287,27 @@ func (cs *clients) start(ctx context.Context, n int, ramp time.Duration) {
 	}
 }
 
-func (cs *clients) connect(ctx context.Context) (*pgx.Conn, error) {
+func (cs *clients) connect(ctx context.Context) (session, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	return pgx.Connect(ctx, cs.dsn)
+	if cs.mysql {
+		db, err := sql.Open("mysql", cs.dsn)
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(1)
+		c, err := db.Conn(ctx)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		return &mySession{db: db, c: c}, nil
+	}
+	c, err := pgx.Connect(ctx, cs.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &pgSession{c: c}, nil
 }
 
 // pause is a think time: uniform in [0.5, 1.5) × think.
@@ -174,13 +316,11 @@ func (cs *clients) pause(ctx context.Context) error {
 }
 
 // write inserts one row on c.
-func (cs *clients) write(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, client int, cl class) (id int64, port int, owner string, err error) {
+func (cs *clients) write(ctx context.Context, c session, client int, cl class) (id int64, port int, owner string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	id = cs.next.Add(1)
-	err = q.QueryRow(ctx, writeSQL, id, client, int(cl)).Scan(&port, &owner)
+	port, owner, err = c.write(ctx, id, client, cl)
 	return id, port, owner, err
 }
 
@@ -191,15 +331,15 @@ func (cs *clients) run(ctx context.Context, cl class, client int) {
 	if cl == pinned {
 		want = fmt.Sprintf("c%d", client)
 	}
-	var c *pgx.Conn
+	var c session
 	defer func() {
 		if c != nil {
-			c.Close(context.Background())
+			c.close()
 		}
 	}()
 	drop := func() {
 		if c != nil {
-			c.Close(context.Background())
+			c.close()
 			c = nil
 		}
 	}
@@ -215,7 +355,7 @@ func (cs *clients) run(ctx context.Context, cl class, client int) {
 			}
 			if cl == pinned {
 				sctx, cancel := context.WithTimeout(ctx, opTimeout)
-				_, err = c.Exec(sctx, "SET soak.owner = '"+want+"'")
+				err = c.setOwner(sctx, want)
 				cancel()
 				if err != nil {
 					if ctx.Err() == nil {
@@ -242,33 +382,38 @@ func (cs *clients) run(ctx context.Context, cl class, client int) {
 		if err != nil && ctx.Err() == nil {
 			r.fail(err)
 		}
-		if cl == arriving || c.IsClosed() {
+		if cl == arriving || c.closed() {
 			drop()
 		}
 	}
 }
 
 // transaction writes two rows in one transaction, a moment apart.
-func (cs *clients) transaction(ctx context.Context, c *pgx.Conn, r *recorder, client int) error {
+func (cs *clients) transaction(ctx context.Context, c session, r *recorder, client int) error {
 	tctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	tx, err := c.Begin(tctx)
-	if err != nil {
+	if err := c.begin(tctx); err != nil {
 		return err
 	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	id1, _, owner1, err := cs.write(ctx, tx, client, inTx)
+	done := false
+	defer func() {
+		if !done {
+			c.rollback()
+		}
+	}()
+	id1, _, owner1, err := cs.write(ctx, c, client, inTx)
 	if err != nil {
 		return err
 	}
 	if err := sleep(ctx, 20*time.Millisecond+time.Duration(rand.Int64N(int64(80*time.Millisecond)))); err != nil {
 		return err
 	}
-	id2, port, owner2, err := cs.write(ctx, tx, client, inTx)
+	id2, port, owner2, err := cs.write(ctx, c, client, inTx)
 	if err != nil {
 		return err
 	}
-	if err := tx.Commit(tctx); err != nil {
+	done = true
+	if err := c.commit(tctx); err != nil {
 		return err
 	}
 	r.ok(port, id1, id2)
@@ -280,14 +425,17 @@ func (cs *clients) transaction(ctx context.Context, c *pgx.Conn, r *recorder, cl
 // runProbe writes continuously on one session (another when it ends),
 // to time each failover to the first successful write.
 func (cs *clients) runProbe(ctx context.Context) {
-	var c *pgx.Conn
+	var c session
 	defer func() {
 		if c != nil {
-			c.Close(context.Background())
+			c.close()
 		}
 	}()
 	for sleep(ctx, 5*time.Millisecond) == nil {
-		if c == nil || c.IsClosed() {
+		if c == nil || c.closed() {
+			if c != nil {
+				c.close()
+			}
 			var err error
 			if c, err = cs.connect(ctx); err != nil {
 				if ctx.Err() == nil {

@@ -13,7 +13,10 @@
 //     INSERTs straight to the server, one client (p50, p99) and 8 clients
 //     (commits/s); the resources are deleted afterwards;
 //  3. the soak: an aurora-postgresql cluster (a writer and -readers
-//     readers), a secret, a POSTGRESQL proxy in front of it; -clients
+//     readers), a secret, a POSTGRESQL proxy in front of it (-engine
+//     aurora-mysql: an aurora-mysql cluster, a MYSQL proxy, clients with
+//     go-sql-driver/mysql, the pinned class setting a user variable
+//     @soak_owner; its figures are printed only); -clients
 //     clients through the proxy, in four classes — idle (a session that
 //     writes now and then), in transaction (BEGIN, two INSERTs a moment
 //     apart, COMMIT), pinned (a session-level SET, then writes that read
@@ -50,6 +53,7 @@ import (
 type options struct {
 	bin      string
 	out      string
+	engine   string
 	clients  int
 	readers  int
 	duration time.Duration
@@ -64,6 +68,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/rdslocal", "rdslocal binary")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report to update (figures go between its soak markers); empty: print only")
+	flag.StringVar(&o.engine, "engine", "aurora-postgresql", "the soak cluster's engine: aurora-postgresql (a POSTGRESQL proxy, pgx) or aurora-mysql (a MYSQL proxy, go-sql-driver/mysql; the figures are printed, BENCHMARKS.md is not updated)")
 	flag.IntVar(&o.clients, "clients", 500, "clients through the proxy (split 40% idle, 20% in transaction, 20% pinned, 20% newly arriving)")
 	flag.IntVar(&o.readers, "readers", 2, "readers of the soak cluster")
 	flag.DurationVar(&o.duration, "duration", 5*time.Minute, "how long the clients run")
@@ -73,6 +78,13 @@ func main() {
 	flag.BoolVar(&o.soak, "soak", true, "run the failover soak")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (rdslocal's log and data) after the run")
 	flag.Parse()
+	if o.engine != "aurora-postgresql" && o.engine != "aurora-mysql" {
+		fmt.Fprintln(os.Stderr, "soak: -engine aurora-postgresql or aurora-mysql, please")
+		os.Exit(2)
+	}
+	if o.engine != "aurora-postgresql" {
+		o.out = "" // BENCHMARKS.md's soak section is PostgreSQL's
+	}
 	if o.clients < 4 || o.readers < 1 || o.duration <= 0 || o.interval <= 0 || o.think <= 0 {
 		fmt.Fprintln(os.Stderr, "soak: -clients ≥ 4, -readers ≥ 1 and positive durations, please")
 		os.Exit(2)

@@ -67,7 +67,11 @@ func (s *soak) section() string {
 	if r := s.res; r != nil {
 		cs := r.cs
 		p("\n### Failover soak\n\n")
-		p("- **Setup:** an aurora-postgresql cluster (a writer and %d readers, db.r6g.large), a POSTGRESQL proxy with default settings (ConnectionBorrowTimeout 120 s); %d clients through the proxy for %s — ", s.opt.readers, r.clients, r.duration.Round(time.Second))
+		family := "POSTGRESQL"
+		if s.mysql() {
+			family = "MYSQL"
+		}
+		p("- **Setup:** an %s cluster (a writer and %d readers, db.r6g.large), a %s proxy with default settings (ConnectionBorrowTimeout 120 s); %d clients through the proxy for %s — ", s.opt.engine, s.opt.readers, family, r.clients, r.duration.Round(time.Second))
 		var parts []string
 		for cl := range nClasses {
 			parts = append(parts, fmt.Sprintf("%d%% %s", share[cl], classNames[cl]))

@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	_ "github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
@@ -45,7 +44,7 @@ type soak struct {
 	apiURL   string
 	rc       *rds.Client
 	sm       *secretsmanager.Client
-	proxy    string // the proxy's endpoint address (port 5432)
+	proxy    string // the proxy's endpoint address (port 5432, MySQL 3306)
 
 	lat  []latencyResult
 	res  *soakResult
@@ -262,7 +261,11 @@ func (s *soak) createProxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("CreateSecret: %w", err)
 	}
-	p, err := s.rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String(proxyName), EngineFamily: types.EngineFamilyPostgresql,
+	family := types.EngineFamilyPostgresql
+	if s.mysql() {
+		family = types.EngineFamilyMysql
+	}
+	p, err := s.rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String(proxyName), EngineFamily: family,
 		RoleArn: aws.String("arn:aws:iam::000000000000:role/proxy"), VpcSubnetIds: []string{"subnet-1"},
 		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeDisabled}}})
 	if err != nil {
@@ -274,19 +277,23 @@ func (s *soak) createProxy(ctx context.Context) error {
 	}
 	s.proxy = aws.ToString(p.DBProxy.Endpoint)
 	deadline := time.Now().Add(30 * time.Second)
+	driver := "pgx"
+	if s.mysql() {
+		driver = "mysql"
+	}
 	for {
-		c, err := pgx.Connect(ctx, s.proxyDSN())
+		db, err := sql.Open(driver, s.proxyDSN())
 		if err == nil {
 			var n int
-			err = c.QueryRow(ctx, "SELECT 1").Scan(&n)
-			c.Close(ctx)
+			err = db.QueryRowContext(ctx, "SELECT 1").Scan(&n)
+			db.Close()
 			if err == nil {
-				logf("proxy %s at %s:5432", proxyName, s.proxy)
+				logf("proxy %s at %s", proxyName, s.proxyAddr())
 				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the proxy at %s:5432 does not answer: %v", s.proxy, err)
+			return fmt.Errorf("the proxy at %s does not answer: %v", s.proxyAddr(), err)
 		}
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
@@ -294,7 +301,25 @@ func (s *soak) createProxy(ctx context.Context) error {
 	}
 }
 
+// mysql reports whether the soak runs a MySQL-family cluster and proxy.
+func (s *soak) mysql() bool { return !strings.Contains(s.opt.engine, "postgres") }
+
+// proxyAddr is the proxy endpoint's host:port.
+func (s *soak) proxyAddr() string {
+	if s.mysql() {
+		return net.JoinHostPort(s.proxy, "3306")
+	}
+	return net.JoinHostPort(s.proxy, "5432")
+}
+
+// proxyDSN is the proxy's DSN: pgx's, or go-sql-driver/mysql's.
 func (s *soak) proxyDSN() string {
+	if s.mysql() {
+		// interpolateParams: without it the driver prepares every
+		// statement with arguments on the server, which pins the session
+		// (as on RDS Proxy) and would make every client a pinned one.
+		return fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=10s&interpolateParams=true", dbUser, dbPassword, s.proxyAddr(), dbName)
+	}
 	return fmt.Sprintf("host=%s port=5432 user=%s password=%s dbname=%s sslmode=disable connect_timeout=10", s.proxy, dbUser, dbPassword, dbName)
 }
 

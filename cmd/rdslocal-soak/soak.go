@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
-	"github.com/jackc/pgx/v5"
 )
 
 // event is one failover of the soak.
@@ -50,8 +49,8 @@ type soakResult struct {
 }
 
 func (s *soak) soak(ctx context.Context) error {
-	logf("soak: aurora-postgresql cluster with %d readers", s.opt.readers)
-	if err := s.createCluster(ctx, "aurora-postgresql", clusterID, "db.r6g.large", s.opt.readers); err != nil {
+	logf("soak: %s cluster with %d readers", s.opt.engine, s.opt.readers)
+	if err := s.createCluster(ctx, s.opt.engine, clusterID, "db.r6g.large", s.opt.readers); err != nil {
 		return err
 	}
 	if err := s.createProxy(ctx); err != nil {
@@ -65,11 +64,15 @@ func (s *soak) soak(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := openDirect("aurora-postgresql", win)
+	db, err := openDirect(s.opt.engine, win)
 	if err != nil {
 		return err
 	}
-	_, err = db.ExecContext(ctx, "CREATE TABLE soak (id bigint PRIMARY KEY, client int NOT NULL, class int NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+	create := "CREATE TABLE soak (id bigint PRIMARY KEY, client int NOT NULL, class int NOT NULL, at timestamptz NOT NULL DEFAULT now())"
+	if s.mysql() {
+		create = "CREATE TABLE soak (id bigint PRIMARY KEY, client int NOT NULL, class int NOT NULL, at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+	}
+	_, err = db.ExecContext(ctx, create)
 	db.Close()
 	if err != nil {
 		return err
@@ -83,7 +86,7 @@ func (s *soak) soak(ctx context.Context) error {
 
 	cctx, stopClients := context.WithCancel(ctx)
 	defer stopClients()
-	cs := newClients(s.proxyDSN(), s.opt.think)
+	cs := newClients(s.mysql(), s.proxyDSN(), s.opt.think)
 	res.cs = cs
 	logf("soak: %d clients for %s, a failover every %s", s.opt.clients, s.opt.duration, s.opt.interval)
 	res.started = time.Now()
@@ -195,13 +198,12 @@ func (s *soak) verify(ctx context.Context, res *soakResult) error {
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable",
-		aws.ToString(in.Endpoint.Address), aws.ToInt32(in.Endpoint.Port), dbUser, dbPassword, dbName))
+	db, err := openDirect(s.opt.engine, in)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT id FROM soak")
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SELECT id FROM soak")
 	if err != nil {
 		return err
 	}

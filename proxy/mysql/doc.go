@@ -94,6 +94,19 @@
 //     MySQL server past wait_timeout closes). A borrow that waits longer
 //     than ConnectionBorrowTimeout answers ERROR 9501 (HY000)
 //     "Timed-out waiting to acquire database connection".
+//  10. A failover that takes the session's connection away (the core's
+//     proxy.Client.Evicted: the session was pinned to it, or had a
+//     transaction or statement on it) ends the session with ERROR 1053
+//     (08S01) (failoverPinnedText / failoverTxText), sequence number 1:
+//     the answer to the statement running, or to the client's next one.
+//     A session part of whose response reached the client is just
+//     closed, never with a packet inside a result. The session asks
+//     Evicted at every I/O error and after setting the client read
+//     deadline, and sends nothing more on the connection; a connection
+//     retired while acquire set its tracked values is given back and
+//     another borrowed. A READ_ONLY endpoint without readers answers
+//     ERROR 1105 (HY000) (noReadersText), at login when the client names
+//     a schema.
 //
 // # Pools and tracked state
 //

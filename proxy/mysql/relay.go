@@ -49,15 +49,21 @@ func (s *session) loop() {
 				deadline = lifeEnd
 			}
 			s.conn.SetReadDeadline(deadline)
+			// A failover's wake-up may have been overwritten just now.
+			if s.b != nil && s.evicted() {
+				return
+			}
 		}
 		n, seq, err := s.cr.Header()
 		if !deadline.IsZero() {
 			s.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
-			// Gone, killed, idle longer than IdleClientTimeout or past the
+			// Evicted at a failover (the failover's ERR), else gone,
+			// killed, idle longer than IdleClientTimeout or past the
 			// maximum client life: the connection closes, as a MySQL
 			// server closes one past its wait_timeout.
+			s.evicted()
 			return
 		}
 		if seq != 0 || n == 0 {
@@ -73,10 +79,14 @@ func (s *session) loop() {
 			body, err = s.cr.Peek(1)
 		}
 		if err != nil {
+			s.evicted()
 			return
 		}
 		err = s.command(n, body, buffered)
 		if err != nil {
+			if errors.Is(err, errQuit) || s.evicted() {
+				return
+			}
 			var be backendError
 			if errors.As(err, &be) {
 				s.broken = true
@@ -91,6 +101,7 @@ func (s *session) loop() {
 			}
 			return
 		}
+		s.relayed = false // between commands an ERR may go again
 		if s.b == nil {
 			s.idle()
 		}

@@ -52,6 +52,7 @@ type session struct {
 	b      *Backend
 	pinned bool
 	broken bool // b is mid-response or lost
+	failed bool // the failover's ERR was sent
 	killed atomic.Bool
 
 	resp     wire.Response
@@ -132,7 +133,8 @@ func (s *session) endState() {
 	b.nc.SetDeadline(time.Time{})
 	reusable := false
 	switch {
-	case s.broken || b.broken:
+	case s.broken || b.broken || s.c.Evicted() != nil:
+		// Nothing more is sent to it: a failover may have taken it.
 	case s.pinned || s.oneShot:
 		reusable = b.reset()
 	case b.inTx || s.uncertain:
@@ -151,45 +153,61 @@ func (s *session) endState() {
 }
 
 // acquire borrows a server connection for the session and makes it carry
-// the session's tracked values.
+// the session's tracked values. A connection whose target a failover
+// retired while those were being set is given back and another borrowed:
+// the session held nothing on it yet.
 func (s *session) acquire(prefer bool) error {
 	var pb *Backend
 	if prefer {
 		pb = s.prev
 	}
-	start := time.Now()
-	b, err := borrow(s.c, s.key, pb)
-	s.dbTime += time.Since(start)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.b = b
-	s.mu.Unlock()
-	s.broken = false
-	if s.killed.Load() {
-		b.nc.SetDeadline(time.Now())
-	}
-	if !s.known {
-		s.want = b.base
-		s.want.schema = s.key.Database
-		s.known = true
-	}
-	if q := b.syncSQL(&s.want); q != "" {
-		b.nc.SetDeadline(time.Now().Add(10 * time.Second))
-		err := b.exec(q)
-		b.nc.SetDeadline(time.Time{})
+	for {
+		start := time.Now()
+		b, err := borrow(s.c, s.key, pb)
+		s.dbTime += time.Since(start)
 		if err != nil {
-			s.release(false)
-			var me *gm.MyError
-			if errors.As(err, &me) {
-				return me
-			}
 			return err
 		}
-		b.cur.v = s.want.v
+		s.mu.Lock()
+		s.b = b
+		s.mu.Unlock()
+		s.broken = false
+		if s.killed.Load() {
+			b.nc.SetDeadline(time.Now())
+		}
+		if !s.known {
+			s.want = b.base
+			s.want.schema = s.key.Database
+			s.known = true
+		}
+		q := b.syncSQL(&s.want)
+		if q == "" {
+			return nil
+		}
+		b.nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if s.c.Evicted() != nil { // before anything is sent on it
+			s.release(false)
+			pb = nil
+			continue
+		}
+		err = b.exec(q)
+		b.nc.SetDeadline(time.Time{})
+		if err == nil {
+			b.cur.v = s.want.v
+			return nil
+		}
+		evicted := s.c.Evicted() != nil // asked before the release forgets it
+		s.release(false)
+		if evicted && !s.killed.Load() {
+			pb = nil
+			continue
+		}
+		var me *gm.MyError
+		if errors.As(err, &me) {
+			return me
+		}
+		return err
 	}
-	return nil
 }
 
 // release gives the held connection back to the core.
@@ -215,7 +233,13 @@ func (s *session) release(reusable bool) {
 	}
 	s.broken = false
 	b.r.Release()
+	evicted := s.c.Evicted() != nil
 	s.c.Release(b, reusable)
+	if evicted {
+		// The session had finished with the connection when a failover
+		// took it (or is ending): undo the wake-up of its client read.
+		s.conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // pin keeps the held connection for the rest of the session.
@@ -227,6 +251,61 @@ func (s *session) pin(reason string) {
 	s.c.Pin(s.b, reason)
 }
 
+// Failover errors: what a session gets when the core takes its server
+// connection away because the target stopped serving the endpoint
+// (proxy.Client.Evicted). AWS documents that such sessions are closed, not
+// the error. ER_SERVER_SHUTDOWN (1053, SQLSTATE 08S01) is what MySQL and
+// MariaDB themselves send each session a server ends under it at
+// shutdown, the counterpart of PostgreSQL's 57P01; its SQLSTATE class 08
+// (connection exception, 08S01 "communication link failure") is what
+// connectors take as a lost connection (Connector/J's
+// CommunicationsException, the AWS JDBC wrapper's failover), which
+// MariaDB's ER_CONNECTION_KILLED (1927, 70100: query-interrupted class)
+// is not. The texts are the PostgreSQL proxy's.
+const (
+	failoverCode       = 1053
+	failoverState      = "08S01"
+	failoverPinnedText = "terminating connection because of a failover: the session was pinned to a database connection of a DB instance that no longer serves this proxy endpoint"
+	failoverTxText     = "terminating connection because of a failover: a transaction or statement was in progress on a DB instance that no longer serves this proxy endpoint"
+)
+
+// noReadersCode and noReadersText answer a request to a READ_ONLY
+// endpoint whose proxy has no reader at all (an RDS instance, or an Aurora
+// cluster with a writer only): AWS documents that such requests fail with
+// an error, not which. ER_UNKNOWN_ERROR (1105, HY000), as the proxy's other
+// "Request returned an error" answers; the text is the PostgreSQL proxy's.
+const (
+	noReadersCode = 1105
+	noReadersText = "Request returned an error: this RDS Proxy endpoint is READ_ONLY, and the proxy's target has no reader DB instances (reader endpoints need an Aurora DB cluster with at least one reader)."
+)
+
+func failoverError(pinned bool) *gm.MyError {
+	text := failoverTxText
+	if pinned {
+		text = failoverPinnedText
+	}
+	return &gm.MyError{Code: failoverCode, State: failoverState, Message: text}
+}
+
+// evicted ends a session whose server connection the core took away at a
+// failover, and reports whether it did. The client gets the failover's ERR
+// as the answer to its command (sequence 1; a client waiting between
+// commands reads it as the answer to its next one) unless part of a
+// response reached it already: then the connection just closes, never
+// with a packet inside a result. Every path that meets an I/O error or
+// timeout asks it first.
+func (s *session) evicted() bool {
+	if s.c.Evicted() == nil {
+		return false
+	}
+	s.broken = true
+	if !s.failed && !s.relayed && !s.killed.Load() {
+		s.failed = true
+		s.sendError(1, failoverError(s.pinned))
+	}
+	return true
+}
+
 // borrowError renders a failure to get a server connection as the error
 // the client sees.
 func borrowError(err error) *gm.MyError {
@@ -234,6 +313,10 @@ func borrowError(err error) *gm.MyError {
 	switch {
 	case proxy.KindOf(err) == proxy.BorrowTimeout:
 		return &gm.MyError{Code: 9501, State: "HY000", Message: "Timed-out waiting to acquire database connection"}
+	case proxy.KindOf(err) == proxy.NoReaders:
+		return &gm.MyError{Code: noReadersCode, State: "HY000", Message: noReadersText}
+	case proxy.KindOf(err) == proxy.Failover:
+		return failoverError(false)
 	case errors.As(err, &me): // the server's refusal (a *proxy.DialError wraps it)
 		return me
 	case proxy.KindOf(err) == proxy.NoCredentials:
