@@ -192,6 +192,9 @@ func (s *session) acquire(prefer bool) error {
 		}
 		err = b.exec(q)
 		b.nc.SetDeadline(time.Time{})
+		if ev := s.c.Evicted(); ev != nil && err == nil {
+			err = ev // its expired deadline was overwritten just now
+		}
 		if err == nil {
 			b.cur.v = s.want.v
 			return nil
