@@ -57,11 +57,26 @@ type options struct {
 	perf        bool
 	env         []string
 	waitQuiet   time.Duration
+
+	families    map[string]bool // postgres, mysql
+	myTests     []string        // sysbench tests
+	myThreads   []int
+	myClass     string
+	myAuth      string // the MYSQL proxy's ClientPasswordAuthType
+	myTableSize int
+	myIdle      int
 }
 
 func main() {
 	var o options
-	var clients, modes string
+	var clients, modes, families, myTests, myThreads string
+	flag.StringVar(&families, "families", "postgres,mysql", "engine families to measure: postgres (pgbench, PgBouncer), mysql (sysbench); comma-separated")
+	flag.StringVar(&myTests, "mysql-tests", "oltp_point_select,oltp_read_only", "sysbench tests of the MySQL section")
+	flag.StringVar(&myThreads, "mysql-threads", "1,16,64", "sysbench thread counts")
+	flag.StringVar(&o.myClass, "mysql-class", "db.m5.large", "class of the MariaDB instance (max_connections: large = 200)")
+	flag.StringVar(&o.myAuth, "mysql-auth", "MYSQL_NATIVE_PASSWORD", "ClientPasswordAuthType of the MYSQL proxy (MYSQL_NATIVE_PASSWORD or MYSQL_CACHING_SHA2_PASSWORD)")
+	flag.IntVar(&o.myTableSize, "mysql-table-size", 100000, "rows of sysbench's table (sysbench prepare --tables=1)")
+	flag.IntVar(&o.myIdle, "mysql-idle", -1, "idle MySQL client connections for the RSS measurement (0 skips; default: -idle)")
 	flag.StringVar(&o.bin, "bin", "bin/rdslocal", "rdslocal binary")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report to update (figures go between its markers)")
 	flag.DurationVar(&o.duration, "T", 10*time.Second, "duration of each pgbench run")
@@ -103,6 +118,48 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bad -modes %q\n", modes)
 			os.Exit(2)
 		}
+	}
+
+	o.families = map[string]bool{}
+	for _, f := range strings.Split(families, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "postgres", "mysql":
+			o.families[f] = true
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "bad -families %q (postgres, mysql)\n", families)
+			os.Exit(2)
+		}
+	}
+	if len(o.families) == 0 {
+		fmt.Fprintf(os.Stderr, "bad -families %q (postgres, mysql)\n", families)
+		os.Exit(2)
+	}
+	for _, t := range strings.Split(myTests, ",") {
+		switch t = strings.TrimSpace(t); t {
+		case "oltp_point_select", "oltp_read_only":
+			o.myTests = append(o.myTests, t)
+		default:
+			fmt.Fprintf(os.Stderr, "bad -mysql-tests %q (oltp_point_select, oltp_read_only)\n", myTests)
+			os.Exit(2)
+		}
+	}
+	for _, f := range strings.Split(myThreads, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bad -mysql-threads %q\n", myThreads)
+			os.Exit(2)
+		}
+		o.myThreads = append(o.myThreads, n)
+	}
+	if o.myIdle < 0 {
+		o.myIdle = o.idle
+	}
+	switch o.myAuth {
+	case "MYSQL_NATIVE_PASSWORD", "MYSQL_CACHING_SHA2_PASSWORD":
+	default:
+		fmt.Fprintf(os.Stderr, "bad -mysql-auth %q\n", o.myAuth)
+		os.Exit(2)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
