@@ -118,7 +118,7 @@ func (b *bench) sysbench(ctx context.Context, e endpointT, r *runResult) {
 		errs = append(errs, m[1]+" reconnects")
 	}
 	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, "FATAL") || strings.Contains(line, "error") {
+		if strings.Contains(line, "FATAL") || (strings.Contains(line, "error") && !strings.Contains(line, "ignored errors:")) {
 			errs = append(errs, strings.TrimSpace(line))
 			if len(errs) >= 4 {
 				break
