@@ -1,9 +1,11 @@
-// Command rdslocal-bench measures rdslocal's PostgreSQL data plane against
-// the database directly and against PgBouncer, on this machine, and writes
-// the figures into BENCHMARKS.md. It is what `make bench` runs; it is not
-// part of `make test`.
+// Command rdslocal-bench measures rdslocal's data plane on this machine and
+// writes the figures into BENCHMARKS.md: the PostgreSQL proxy against the
+// database directly and against PgBouncer, then the MySQL proxy against
+// MariaDB directly. It is what `make bench` runs; it is not part of
+// `make test`. -families postgres,mysql chooses the sections (each has its
+// own markers in the report; a section that did not run keeps its figures).
 //
-// One run:
+// The PostgreSQL section:
 //
 //  1. installs pgbouncer from Debian when it is missing (as root);
 //  2. starts bin/rdslocal with a temporary data directory and a free API
@@ -25,6 +27,22 @@
 //  7. writes the figures between the markers of BENCHMARKS.md (the text
 //     around them is kept);
 //  8. stops everything it started, also on failure or Ctrl-C.
+//
+// The MySQL section, in the same rdslocal:
+//
+//  1. installs sysbench from Debian when it is missing (as root);
+//  2. through the AWS API creates a mariadb DB instance, a secret, a MYSQL
+//     proxy using it (MYSQL_NATIVE_PASSWORD by default), registers the
+//     instance and sets the pool as above;
+//  3. sysbench prepare (one table), then oltp_point_select and
+//     oltp_read_only at 1, 16 and 64 threads against the database and the
+//     proxy, text protocol (prepared statements pin), no TLS; TPS and p99
+//     from sysbench, p50 from its latency histogram;
+//  4. opens idle go-mysql clients to the proxy (plain, then TLS on top) and
+//     reads rdslocal's VmRSS before and after;
+//  5. writes its figures between its own markers.
+//
+// No MySQL transaction pooler is compared: Debian packages none.
 //
 // Nothing here sends traffic anywhere but 127.0.0.0/8.
 package main
