@@ -73,6 +73,7 @@ type options struct {
 	poolPct     int
 	keep        bool
 	perf        bool
+	perfGraph   bool
 	env         []string
 	waitQuiet   time.Duration
 
@@ -107,6 +108,7 @@ func main() {
 	flag.IntVar(&o.poolPct, "pool-percent", 10, "MaxConnectionsPercent (and MaxIdleConnectionsPercent) of the proxy's target group")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, configs) after the run")
 	flag.BoolVar(&o.perf, "perf", false, "after the measured runs, profile rdslocal with perf(1) during one extra pgbench run per mode at the largest client count and during TLS connects (reports in the work directory; use with -keep)")
+	flag.BoolVar(&o.perfGraph, "perf-g", false, "with -perf: record call graphs and report inclusive time per function (callees included)")
 	flag.DurationVar(&o.waitQuiet, "wait-quiet", 2*time.Minute, "when other processes keep the CPUs over 10% busy, wait up to this long before starting")
 	var env string
 	flag.StringVar(&env, "rdslocal-env", "", "extra environment for rdslocal, for experiments: comma-separated KEY=VALUE (e.g. GOGC=50,GOMAXPROCS=1)")

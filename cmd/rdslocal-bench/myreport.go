@@ -43,15 +43,15 @@ func (b *bench) mySection() string {
 	}
 	w("- **Pool:** DB instance class `%s` (engine `mariadb`) → max_connections %d; the MYSQL proxy's target group has MaxConnectionsPercent = MaxIdleConnectionsPercent = %d, so %d server connections; clients authenticate with `%s`. No MySQL transaction pooler is compared: none is packaged in Debian (ProxySQL, MaxScale are not), and none could be built from the Go module proxy in the time of this work.\n",
 		b.opt.myClass, m.maxConns, b.opt.poolPct, m.pool, b.opt.myAuth)
-	w("- **Load:** `sysbench oltp_read_only prepare --tables=1 --table-size=%d` once, then each cell is `sysbench <test> --threads=<n> --time=%d --db-ps-mode=disable --mysql-ssl=off --histogram=on --percentile=99 run` against the database and the proxy (text protocol: server-side prepared statements pin, in RDS Proxy as here). A `oltp_point_select` transaction is one primary-key `SELECT` in autocommit; an `oltp_read_only` transaction is `BEGIN`, 10 point selects, 4 range selects, `COMMIT` (16 round trips). p99 is sysbench's, p50 read from its latency histogram (buckets ≈ 1.8 %% apart). *proxy CPU*, *µs/txn*, *ctx switches/txn* and *other CPU* as in the PostgreSQL section (a cell where other CPU exceeds %d%% is run again, up to twice; ⚠ marks cells still above it).\n\n",
+	w("- **Load:** `sysbench oltp_read_only prepare --tables=1 --table-size=%d` once, then each cell is `sysbench <test> --threads=<n> --time=%d --db-ps-mode=disable --mysql-ssl=off --histogram=on --percentile=99 run` against the database and the proxy (text protocol: server-side prepared statements pin, in RDS Proxy as here). A `oltp_point_select` transaction is one primary-key `SELECT` in autocommit; an `oltp_read_only` transaction is `BEGIN`, 10 point selects, 4 range selects, `COMMIT` (16 round trips). p99 is sysbench's, p50 read from its latency histogram (buckets ≈ 1.8 %% apart). *server statements/txn* is MariaDB's `Questions` counter over the run divided by the transactions (what the proxy adds shows there); *proxy CPU*, *µs/txn*, *ctx switches/txn* and *other CPU* as in the PostgreSQL section (a cell where other CPU exceeds %d%% is run again, up to twice; ⚠ marks cells still above it).\n\n",
 		b.opt.myTableSize, int(b.opt.duration.Seconds()), otherLimit)
 
 	w("### sysbench\n\n")
-	w("| test | threads | target | TPS | p50 ms | p99 ms | × direct | proxy CPU | proxy µs/txn | proxy ctx switches/txn | other CPU |\n")
-	w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| test | threads | target | TPS | p50 ms | p99 ms | × direct | proxy CPU | proxy µs/txn | proxy ctx switches/txn | server statements/txn | other CPU |\n")
+	w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range m.runs {
 		if r.tps == 0 {
-			w("| %s | %d | %s | **failed** | | | | | | | |\n", r.mode, r.clients, r.target)
+			w("| %s | %d | %s | **failed** | | | | | | | | |\n", r.mode, r.clients, r.target)
 			continue
 		}
 		cpu, per, cs, vsD := "", "", "", ""
@@ -65,7 +65,7 @@ func (b *bench) mySection() string {
 		if r.otherCPU > otherLimit {
 			oth += " ⚠"
 		}
-		w("| %s | %d | %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", r.mode, r.clients, tgt, r.tps, r.p50, r.p99, vsD, cpu, per, cs, oth)
+		w("| %s | %d | %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %.2f | %s |\n", r.mode, r.clients, tgt, r.tps, r.p50, r.p99, vsD, cpu, per, cs, r.dbStmts, oth)
 	}
 	first := true
 	for _, r := range m.runs {

@@ -31,6 +31,7 @@ type myBench struct {
 	idle             []idleResult
 	sample0, sample1 cpuSample
 	start            time.Time
+	db               *sql.DB // one direct connection, for the server's counters
 	took             time.Duration
 	done             bool
 }
@@ -152,7 +153,9 @@ func (b *bench) createMySQL(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	db.SetMaxOpenConns(1)
+	b.my.db = db
+	b.onCleanup(func() { db.Close() })
 	if err := db.QueryRowContext(ctx, "SELECT VERSION(), @@max_connections").Scan(&b.my.version, &b.my.maxConns); err != nil {
 		return fmt.Errorf("query MariaDB: %w", err)
 	}

@@ -61,6 +61,9 @@ func (b *bench) runSysbenchMatrix(ctx context.Context) error {
 				}
 				b.my.runs = append(b.my.runs, r)
 				printRun(r)
+				if r.dbStmts > 0 {
+					fmt.Fprintf(os.Stderr, "%40s server statements per transaction: %.2f\n", "", r.dbStmts)
+				}
 			}
 		}
 	}
@@ -88,11 +91,13 @@ func (b *bench) sysbench(ctx context.Context, e endpointT, r *runResult) {
 	if e.name == "rdslocal" {
 		pooler = b.rdslocal.Process.Pid
 	}
+	q0 := b.questions(ctx)
 	cpu0, mach0, cs0 := procCPU(pooler), machineCPU(), ctxSwitches(pooler)
 	t0 := time.Now()
 	err := cmd.Run()
 	wall := time.Since(t0).Seconds()
 	cpu1, mach1, cs1 := procCPU(pooler), machineCPU(), ctxSwitches(pooler)
+	q1 := b.questions(ctx)
 	text := out.String()
 
 	if m := sbTxnsRE.FindStringSubmatch(text); m != nil {
@@ -129,6 +134,9 @@ func (b *bench) sysbench(ctx context.Context, e endpointT, r *runResult) {
 	if len(r.err) > 400 {
 		r.err = r.err[:400] + "…"
 	}
+	if r.txns > 0 && q0 >= 0 && q1 > q0 {
+		r.dbStmts = float64(q1-q0-1) / float64(r.txns) // less our own SHOW
+	}
 	if pooler != 0 && wall > 0 {
 		sec := float64(cpu1-cpu0) / clkTck
 		r.poolerCPU = 100 * sec / wall
@@ -141,6 +149,20 @@ func (b *bench) sysbench(ctx context.Context, e endpointT, r *runResult) {
 		r.machineCPU = 100 * float64(mach1.busy-mach0.busy) / float64(d)
 	}
 	r.otherCPU = foreign(mach0, mach1)
+}
+
+// questions is MariaDB's Questions counter (statements the server ran for
+// clients), or -1; the proxy's own statements (state sync, resets) count.
+func (b *bench) questions(ctx context.Context) int64 {
+	if b.my.db == nil {
+		return -1
+	}
+	var name string
+	var n int64
+	if err := b.my.db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Questions'").Scan(&name, &n); err != nil {
+		return -1
+	}
+	return n
 }
 
 // histoPercentile reads sysbench's latency histogram (--histogram=on:
