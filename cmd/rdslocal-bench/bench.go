@@ -71,7 +71,7 @@ func (b *bench) cleanup() {
 }
 
 func (b *bench) run(ctx context.Context) error {
-	rdsproc.RaiseNoFile(max(b.opt.idle, b.opt.myIdle)*2+1000, logf)
+	rdsproc.RaiseNoFile(max(b.opt.idle*2, b.opt.myIdle*3)+1000, logf)
 	// Other work on the machine skews every figure: measure it first.
 	b.baseBusy = busyFor(2 * time.Second)
 	if b.baseBusy > 10 && b.opt.waitQuiet > 0 {

@@ -80,14 +80,11 @@ func (b *bench) mySection() string {
 
 	if len(m.idle) > 0 {
 		w("\n### Idle MySQL clients\n\n")
-		w("Connections to the proxy opened by 8 concurrent go-mysql clients (`%s`; plain, then TLS on top of the plain ones), one `SELECT 1` each, then held idle; RSS is rdslocal's VmRSS 2 s after the last one opened.\n\n", b.opt.myAuth)
+		w("Connections to the proxy opened by 8 concurrent go-mysql clients (`%s`; plain, then TLS on top of the plain ones, then TLS clients offering only X25519 as libmariadb and libmysqlclient with OpenSSL 3.0 do — Go's clients also send a hybrid ML-KEM key share), one `SELECT 1` each, then held idle; RSS is rdslocal's VmRSS 2 s after the last one opened.\n\n", b.opt.myAuth)
 		w("| kind | clients open | errors | time to open | logins/s | proxy CPU per login | RSS before | RSS after | **KB per idle client** | RSS after closing all |\n")
 		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range m.idle {
-			kind := "plain"
-			if r.tls {
-				kind = "TLS"
-			}
+			kind := r.kind
 			w("| %s | %d | %d | %.1f s | %.0f | %.2f ms | %d kB | %d kB | **%.1f** | %d kB |\n", kind, r.opened, r.errs, r.seconds,
 				float64(r.opened)/r.seconds, r.poolerCPUms, r.rssBefore, r.rssAfter, r.kbPerClient(), r.rssAfterClose)
 		}
@@ -140,10 +137,7 @@ func (b *bench) myVerdicts() []string {
 	}
 	out = append(out, line+".")
 	for _, r := range b.my.idle {
-		kind := "plain"
-		if r.tls {
-			kind = "TLS"
-		}
+		kind := r.kind
 		out = append(out, fmt.Sprintf("%s **≤ 16 KB RSS per idle client (%s):** %.1f KB.", mark(r.opened > 0 && r.kbPerClient() <= 16), kind, r.kbPerClient()))
 	}
 	for _, test := range b.opt.myTests {
