@@ -38,10 +38,12 @@ FUZZTIME ?= 20s
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
-# The PostgreSQL data-plane benchmark (about 7 minutes): rdslocal against the
-# database directly and against PgBouncer (installed from Debian when
-# missing); prints the figures and updates BENCHMARKS.md. Not part of
-# `make test`. Options: make bench BENCH_ARGS='-T 5s -idle 1000' (see
+# The data-plane benchmark (about 12 minutes): the PostgreSQL proxy against
+# the database directly and against PgBouncer, the MySQL proxy against
+# MariaDB directly with sysbench (PgBouncer and sysbench installed from
+# Debian when missing); prints the figures and updates BENCHMARKS.md. Not
+# part of `make test`. Options: make bench BENCH_ARGS='-families mysql'
+# (one section alone), BENCH_ARGS='-T 5s -idle 1000' (see
 # `go run ./cmd/rdslocal-bench -h`).
 bench: build deps
 	ulimit -n 20000 2>/dev/null || true; $(GO) run ./cmd/rdslocal-bench $(BENCH_ARGS)

@@ -48,6 +48,9 @@ type bench struct {
 	bouncerPrepared        bool    // PgBouncer ≥ 1.21 tracks protocol-level prepared statements
 
 	res results
+	my  myBench
+	// pgDone: the PostgreSQL section ran to the end (its figures are written).
+	pgDone bool
 }
 
 // onCleanup registers f to run at the end, in reverse order.
@@ -68,7 +71,7 @@ func (b *bench) cleanup() {
 }
 
 func (b *bench) run(ctx context.Context) error {
-	rdsproc.RaiseNoFile(b.opt.idle*2+1000, logf)
+	rdsproc.RaiseNoFile(max(b.opt.idle*2, b.opt.myIdle*3)+1000, logf)
 	// Other work on the machine skews every figure: measure it first.
 	b.baseBusy = busyFor(2 * time.Second)
 	if b.baseBusy > 10 && b.opt.waitQuiet > 0 {
@@ -83,11 +86,18 @@ func (b *bench) run(ctx context.Context) error {
 	if b.baseBusy > 10 {
 		logf("WARNING: something else is using the CPU; the figures will be skewed")
 	}
-	if err := ensurePgBouncer(ctx); err != nil {
-		return err
+	if b.opt.families["postgres"] {
+		if err := ensurePgBouncer(ctx); err != nil {
+			return err
+		}
+		if _, err := exec.LookPath("pgbench"); err != nil {
+			return fmt.Errorf("pgbench not found (apt-get install postgresql-client): %v", err)
+		}
 	}
-	if _, err := exec.LookPath("pgbench"); err != nil {
-		return fmt.Errorf("pgbench not found (apt-get install postgresql-client): %v", err)
+	if b.opt.families["mysql"] {
+		if err := ensureSysbench(ctx); err != nil {
+			return err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "rdslocal-bench-")
 	if err != nil {
@@ -113,6 +123,25 @@ func (b *bench) run(ctx context.Context) error {
 	if err := b.startRdslocal(ctx); err != nil {
 		return err
 	}
+	if b.opt.families["postgres"] {
+		if err := b.runPostgres(ctx); err != nil {
+			return err
+		}
+	}
+	if b.opt.families["mysql"] {
+		if err := b.runMySQL(ctx); err != nil {
+			return err
+		}
+	}
+	b.otherAll = foreign(b.sample0, machineCPU())
+	b.endBusy = busyFor(2 * time.Second)
+	b.printSummary()
+	return b.writeReport()
+}
+
+// runPostgres is the PostgreSQL section: pgbench against the database,
+// rdslocal and PgBouncer, idle clients, connection rate.
+func (b *bench) runPostgres(ctx context.Context) error {
 	if err := b.createResources(ctx); err != nil {
 		return err
 	}
@@ -140,10 +169,8 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
-	b.otherAll = foreign(b.sample0, machineCPU())
-	b.endBusy = busyFor(2 * time.Second)
-	b.printSummary()
-	return b.writeReport()
+	b.pgDone = true
+	return nil
 }
 
 func readFileString(path string) string {

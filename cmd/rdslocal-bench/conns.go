@@ -16,6 +16,7 @@ import (
 type idleResult struct {
 	target          string
 	tls             bool
+	kind            string // how to name the batch when not just plain / TLS
 	n, opened, errs int
 	firstErr        string
 	seconds         float64 // to open them all

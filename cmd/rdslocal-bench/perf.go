@@ -45,7 +45,11 @@ func (b *bench) perfRuns(ctx context.Context) error {
 // writes the flat report and prints its head.
 func (b *bench) perfStart(ctx context.Context, name string) func() {
 	data := filepath.Join(b.tmp, "perf-"+name+".data")
-	cmd := exec.CommandContext(ctx, "perf", "record", "-F", "999", "-p", strconv.Itoa(b.rdslocal.Process.Pid), "-o", data)
+	args := []string{"record", "-F", "999", "-p", strconv.Itoa(b.rdslocal.Process.Pid), "-o", data}
+	if b.opt.perfGraph {
+		args = append(args, "-g") // Go keeps frame pointers
+	}
+	cmd := exec.CommandContext(ctx, "perf", args...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		logf("perf record: %v", err)
@@ -55,8 +59,13 @@ func (b *bench) perfStart(ctx context.Context, name string) func() {
 	return func() {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
-		out, err := exec.Command("perf", "report", "-i", data, "--no-children", "--stdio", "--percent-limit", "0.7",
-			"--sort", "symbol").Output()
+		rargs := []string{"report", "-i", data, "--no-children", "--stdio", "--percent-limit", "0.7", "--sort", "symbol"}
+		if b.opt.perfGraph {
+			// Inclusive time per function: where the time goes, callees
+			// included.
+			rargs = []string{"report", "-i", data, "--children", "--stdio", "--percent-limit", "2", "--sort", "symbol", "-g", "none"}
+		}
+		out, err := exec.Command("perf", rargs...).Output()
 		if err != nil {
 			logf("perf report: %v", err)
 			return

@@ -33,6 +33,7 @@ type runResult struct {
 	poolerCPU  float64 // % of one core used by the pooler under test (rdslocal or PgBouncer)
 	poolerCPUx float64 // its CPU µs per transaction
 	poolerCS   float64 // its context switches (all threads) per transaction
+	dbStmts    float64 // statements the database ran per transaction (MySQL: Questions)
 	machineCPU float64 // % of all cores busy
 	otherCPU   float64 // % of all cores used by processes not ours
 	tries      int

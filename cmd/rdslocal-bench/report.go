@@ -315,26 +315,25 @@ func (b *bench) verdicts() []string {
 	return out
 }
 
-// writeReport puts the generated section into the report, between its
-// markers (or at the end), keeping the rest of the file.
+// writeReport puts the generated sections of the families that ran into
+// the report, each between its markers (or at the end), keeping the rest
+// of the file.
 func (b *bench) writeReport() error {
-	sec := b.section()
 	old, err := os.ReadFile(b.opt.out)
 	var doc string
 	switch {
 	case err != nil && os.IsNotExist(err):
-		doc = "# Benchmarks\n\nRun with `make bench` (see `cmd/rdslocal-bench`).\n\n## Latest figures\n\n" + sec
+		doc = "# Benchmarks\n\nRun with `make bench` (see `cmd/rdslocal-bench`).\n"
 	case err != nil:
 		return err
 	default:
-		s := string(old)
-		i := strings.Index(s, markBegin[:len("<!-- bench:begin")])
-		j := strings.Index(s, markEnd)
-		if i >= 0 && j > i {
-			doc = s[:i] + sec + strings.TrimPrefix(s[j+len(markEnd):], "\n")
-		} else {
-			doc = strings.TrimRight(s, "\n") + "\n\n## Latest figures\n\n" + sec
-		}
+		doc = string(old)
+	}
+	if b.pgDone {
+		doc = replaceSection(doc, markBegin, markEnd, b.section(), "## Latest figures")
+	}
+	if b.my.done {
+		doc = replaceSection(doc, myMarkBegin, myMarkEnd, b.mySection(), "## MySQL: latest figures")
 	}
 	if err := os.WriteFile(b.opt.out, []byte(doc), 0o644); err != nil {
 		return err
@@ -343,7 +342,24 @@ func (b *bench) writeReport() error {
 	return nil
 }
 
+// replaceSection replaces the text from begin (its first 16 bytes, so a
+// reworded marker still matches) to end with sec, or appends sec under
+// heading.
+func replaceSection(doc, begin, end, sec, heading string) string {
+	i := strings.Index(doc, begin[:16])
+	j := strings.Index(doc, end)
+	if i >= 0 && j > i {
+		return doc[:i] + sec + strings.TrimPrefix(doc[j+len(end):], "\n")
+	}
+	return strings.TrimRight(doc, "\n") + "\n\n" + heading + "\n\n" + sec
+}
+
 func (b *bench) printSummary() {
 	fmt.Println()
-	fmt.Print(b.section())
+	if b.pgDone {
+		fmt.Print(b.section())
+	}
+	if b.my.done {
+		fmt.Print(b.mySection())
+	}
 }

@@ -186,6 +186,11 @@ func (p *Protocol) dial(ctx context.Context, req DialRequest) (*Backend, error) 
 		}
 		maxConns = int(n)
 	}
+	// go-mysql is done with the connection (nothing stays buffered after
+	// a complete response): from here on the proxy reads and writes it
+	// with raw system calls, like the core's client side (proxy.RawConn;
+	// a TLS connection stays as it is).
+	b.nc = proxy.RawConn(b.nc)
 	b.r = wire.NewSmallReader(b.nc, 512)
 	b.w = bufio.NewWriterSize(b.nc, 16<<10)
 	if unknownCollation {

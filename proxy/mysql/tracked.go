@@ -146,13 +146,16 @@ func (b *Backend) readBack() error {
 // want, or "" if it has them.
 func (b *Backend) syncSQL(want *state) string {
 	var q strings.Builder
-	noBackslash := strings.Contains(strings.ToUpper(b.cur.v[varSQLMode]), "NO_BACKSLASH_ESCAPES")
+	var noBackslash bool
 	for i, tv := range trackedVars {
 		name := b.flavor.names[i]
 		if !tv.replay || name == "" || want.v[i] == b.cur.v[i] {
 			continue
 		}
 		if q.Len() == 0 {
+			// Only when something differs: this runs at every borrow,
+			// and ToUpper allocates.
+			noBackslash = strings.Contains(strings.ToUpper(b.cur.v[varSQLMode]), "NO_BACKSLASH_ESCAPES")
 			q.WriteString("SET SESSION ")
 		} else {
 			q.WriteString(", ")
