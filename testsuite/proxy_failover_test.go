@@ -537,7 +537,7 @@ func TestProxyReaderEndpointRules(t *testing.T) {
 }
 
 // waitDead waits until every process of pids has exited (gone, or a
-// zombie: its sockets are closed).
+// zombie with no thread left running: its sockets are closed).
 func waitDead(t *testing.T, pids []int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -547,7 +547,11 @@ func waitDead(t *testing.T, pids []int) {
 			if err != nil {
 				break
 			}
-			if i := strings.LastIndexByte(string(b), ')'); i > 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X') {
+			// A zombie leader is not enough: the other threads of a
+			// multi-threaded server (mariadbd) may still be exiting, and
+			// its sockets close only when the last of them is gone.
+			tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X') && len(tasks) <= 1 {
 				break
 			}
 			if time.Now().After(deadline) {
