@@ -172,10 +172,13 @@ func (s *session) readAuthPacket(want byte) ([]byte, byte, error) {
 		return nil, 0, err
 	}
 	n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+	// A MySQL server answers these with its own errors before closing.
 	if h[3] != want {
+		s.sendError(h[3]+1, gm.NewDefaultError(gm.ER_NET_PACKETS_OUT_OF_ORDER))
 		return nil, 0, fmt.Errorf("mysql: packet %d out of order (want %d)", h[3], want)
 	}
 	if n > maxHandshakePacket {
+		s.sendError(h[3]+1, gm.NewDefaultError(gm.ER_NET_PACKET_TOO_LARGE))
 		return nil, 0, wire.ErrPacketTooLarge
 	}
 	b := make([]byte, n)
