@@ -11,11 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/rds/types"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/rdslocal/rdslocal/cmd/internal/rdsproc"
 )
@@ -85,64 +81,15 @@ func (e endpointT) addr() string { return net.JoinHostPort(e.host, strconv.Itoa(
 // MariaDB instance, a secret, a MYSQL proxy with that secret, its target
 // and pool.
 func (b *bench) createMySQL(ctx context.Context) error {
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(b.apiURL),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
-	rc := rds.NewFromConfig(cfg)
-	sm := secretsmanager.NewFromConfig(cfg)
-
-	t0 := time.Now()
-	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String("bench-mariadb"),
-		DBInstanceClass: aws.String(b.opt.myClass), Engine: aws.String("mariadb"),
-		MasterUsername: aws.String(dbUser), MasterUserPassword: aws.String(dbPassword), DBName: aws.String(dbName)}); err != nil {
-		return fmt.Errorf("CreateDBInstance (mariadb): %w", err)
-	}
-	var inst types.DBInstance
-	for {
-		out, err := rc.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("bench-mariadb")})
-		if err != nil {
-			return fmt.Errorf("DescribeDBInstances: %w", err)
-		}
-		inst = out.DBInstances[0]
-		st := aws.ToString(inst.DBInstanceStatus)
-		if st == "available" && inst.Endpoint != nil {
-			break
-		}
-		if st == "failed" || time.Since(t0) > 3*time.Minute {
-			return fmt.Errorf("MariaDB instance is %q after %s\n%s", st, time.Since(t0).Round(time.Second), rdsproc.Tail(filepath.Join(b.tmp, "rdslocal.log"), 20))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	b.my.direct = endpointT{name: "direct", host: aws.ToString(inst.Endpoint.Address), port: int(aws.ToInt32(inst.Endpoint.Port))}
-	logf("MariaDB instance available at %s after %s", b.my.direct.addr(), time.Since(t0).Round(time.Millisecond))
-
-	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("bench-mariadb-creds"),
-		SecretString: aws.String(fmt.Sprintf(`{"username":%q,"password":%q}`, dbUser, dbPassword))})
-	if err != nil {
-		return fmt.Errorf("CreateSecret: %w", err)
-	}
-	p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String("bench-mysql-proxy"), EngineFamily: types.EngineFamilyMysql,
-		RoleArn: aws.String("arn:aws:iam::000000000000:role/bench-proxy"), VpcSubnetIds: []string{"subnet-1", "subnet-2"},
-		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeDisabled,
-			ClientPasswordAuthType: types.ClientPasswordAuthType(b.opt.myAuth)}}})
-	if err != nil {
-		return fmt.Errorf("CreateDBProxy (MYSQL): %w", err)
-	}
-	if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String("bench-mysql-proxy"),
-		DBInstanceIdentifiers: []string{"bench-mariadb"}}); err != nil {
-		return fmt.Errorf("RegisterDBProxyTargets: %w", err)
-	}
-	pct := int32(b.opt.poolPct)
-	if _, err := rc.ModifyDBProxyTargetGroup(ctx, &rds.ModifyDBProxyTargetGroupInput{DBProxyName: aws.String("bench-mysql-proxy"),
-		TargetGroupName: aws.String("default"), ConnectionPoolConfig: &types.ConnectionPoolConfiguration{
-			MaxConnectionsPercent: aws.Int32(pct), MaxIdleConnectionsPercent: aws.Int32(pct), ConnectionBorrowTimeout: aws.Int32(120)}}); err != nil {
-		return fmt.Errorf("ModifyDBProxyTargetGroup: %w", err)
+	rc, sm := b.awsClients()
+	var ep string
+	var err error
+	if b.my.direct, ep, err = b.createStack(ctx, rc, sm, stack{instance: "bench-mariadb", engine: "mariadb", class: b.opt.myClass,
+		secret: "bench-mariadb-creds", proxy: "bench-mysql-proxy", family: types.EngineFamilyMysql,
+		clientAuth: types.ClientPasswordAuthType(b.opt.myAuth)}); err != nil {
+		return err
 	}
 	// A bare Endpoint listens on 3306; in ports mode it carries its port.
-	ep := aws.ToString(p.DBProxy.Endpoint)
 	b.my.proxy = endpointT{name: "rdslocal", host: ep, port: 3306}
 	if h, port, err := net.SplitHostPort(ep); err == nil {
 		n, _ := strconv.Atoi(port)
@@ -186,7 +133,7 @@ func (b *bench) createMySQL(ctx context.Context) error {
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
-	logf("MySQL proxy bench-mysql-proxy at %s (%s), pool MaxConnectionsPercent=MaxIdleConnectionsPercent=%d", b.my.proxy.addr(), b.opt.myAuth, pct)
+	logf("MySQL proxy bench-mysql-proxy at %s (%s), pool MaxConnectionsPercent=MaxIdleConnectionsPercent=%d", b.my.proxy.addr(), b.opt.myAuth, b.opt.poolPct)
 	return nil
 }
 

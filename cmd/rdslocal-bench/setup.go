@@ -121,25 +121,32 @@ func (b *bench) startRdslocal(ctx context.Context) error {
 	return nil
 }
 
-// createResources does through the AWS API what an application does: a DB
-// instance, a secret, a proxy with that secret, its target and pool.
-func (b *bench) createResources(ctx context.Context) error {
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(b.apiURL),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
-	rc := rds.NewFromConfig(cfg)
-	sm := secretsmanager.NewFromConfig(cfg)
+// stack is what createStack makes through the AWS API, as an
+// application's setup does: a DB instance, a secret with its master
+// credentials, a proxy using the secret with the instance as its target,
+// and the target group's pool (MaxConnectionsPercent =
+// MaxIdleConnectionsPercent = -pool-pct).
+type stack struct {
+	instance, engine, class string
+	secret, proxy           string
+	family                  types.EngineFamily
+	clientAuth              types.ClientPasswordAuthType // "": the family's default
+}
 
+// createStack makes s and returns the instance's address and the proxy's
+// Endpoint.
+func (b *bench) createStack(ctx context.Context, rc *rds.Client, sm *secretsmanager.Client, s stack) (direct endpointT, proxyEndpoint string, err error) {
 	t0 := time.Now()
-	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String("bench-db"),
-		DBInstanceClass: aws.String(b.opt.class), Engine: aws.String("postgres"),
+	if _, err := rc.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{DBInstanceIdentifier: aws.String(s.instance),
+		DBInstanceClass: aws.String(s.class), Engine: aws.String(s.engine),
 		MasterUsername: aws.String(dbUser), MasterUserPassword: aws.String(dbPassword), DBName: aws.String(dbName)}); err != nil {
-		return fmt.Errorf("CreateDBInstance: %w", err)
+		return direct, "", fmt.Errorf("CreateDBInstance (%s): %w", s.engine, err)
 	}
 	var inst types.DBInstance
 	for {
-		out, err := rc.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("bench-db")})
+		out, err := rc.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(s.instance)})
 		if err != nil {
-			return fmt.Errorf("DescribeDBInstances: %w", err)
+			return direct, "", fmt.Errorf("DescribeDBInstances: %w", err)
 		}
 		inst = out.DBInstances[0]
 		st := aws.ToString(inst.DBInstanceStatus)
@@ -147,39 +154,60 @@ func (b *bench) createResources(ctx context.Context) error {
 			break
 		}
 		if st == "failed" || time.Since(t0) > 3*time.Minute {
-			return fmt.Errorf("DB instance is %q after %s\n%s", st, time.Since(t0).Round(time.Second), rdsproc.Tail(filepath.Join(b.tmp, "rdslocal.log"), 20))
+			return direct, "", fmt.Errorf("%s instance is %q after %s\n%s", s.engine, st, time.Since(t0).Round(time.Second), rdsproc.Tail(filepath.Join(b.tmp, "rdslocal.log"), 20))
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return direct, "", ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	b.direct = endpointT{name: "direct", host: aws.ToString(inst.Endpoint.Address), port: int(aws.ToInt32(inst.Endpoint.Port))}
-	logf("DB instance available at %s:%d after %s", b.direct.host, b.direct.port, time.Since(t0).Round(time.Millisecond))
+	direct = endpointT{name: "direct", host: aws.ToString(inst.Endpoint.Address), port: int(aws.ToInt32(inst.Endpoint.Port))}
+	logf("%s instance available at %s after %s", s.engine, direct.addr(), time.Since(t0).Round(time.Millisecond))
 
-	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("bench-creds"),
+	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(s.secret),
 		SecretString: aws.String(fmt.Sprintf(`{"username":%q,"password":%q}`, dbUser, dbPassword))})
 	if err != nil {
-		return fmt.Errorf("CreateSecret: %w", err)
+		return direct, "", fmt.Errorf("CreateSecret: %w", err)
 	}
-	p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String("bench-proxy"), EngineFamily: types.EngineFamilyPostgresql,
+	p, err := rc.CreateDBProxy(ctx, &rds.CreateDBProxyInput{DBProxyName: aws.String(s.proxy), EngineFamily: s.family,
 		RoleArn: aws.String("arn:aws:iam::000000000000:role/bench-proxy"), VpcSubnetIds: []string{"subnet-1", "subnet-2"},
-		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeDisabled}}})
+		Auth: []types.UserAuthConfig{{AuthScheme: types.AuthSchemeSecrets, SecretArn: sec.ARN, IAMAuth: types.IAMAuthModeDisabled,
+			ClientPasswordAuthType: s.clientAuth}}})
 	if err != nil {
-		return fmt.Errorf("CreateDBProxy: %w", err)
+		return direct, "", fmt.Errorf("CreateDBProxy (%s): %w", s.family, err)
 	}
-	if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String("bench-proxy"),
-		DBInstanceIdentifiers: []string{"bench-db"}}); err != nil {
-		return fmt.Errorf("RegisterDBProxyTargets: %w", err)
+	if _, err := rc.RegisterDBProxyTargets(ctx, &rds.RegisterDBProxyTargetsInput{DBProxyName: aws.String(s.proxy),
+		DBInstanceIdentifiers: []string{s.instance}}); err != nil {
+		return direct, "", fmt.Errorf("RegisterDBProxyTargets: %w", err)
 	}
 	pct := int32(b.opt.poolPct)
-	if _, err := rc.ModifyDBProxyTargetGroup(ctx, &rds.ModifyDBProxyTargetGroupInput{DBProxyName: aws.String("bench-proxy"),
+	if _, err := rc.ModifyDBProxyTargetGroup(ctx, &rds.ModifyDBProxyTargetGroupInput{DBProxyName: aws.String(s.proxy),
 		TargetGroupName: aws.String("default"), ConnectionPoolConfig: &types.ConnectionPoolConfiguration{
 			MaxConnectionsPercent: aws.Int32(pct), MaxIdleConnectionsPercent: aws.Int32(pct), ConnectionBorrowTimeout: aws.Int32(120)}}); err != nil {
-		return fmt.Errorf("ModifyDBProxyTargetGroup: %w", err)
+		return direct, "", fmt.Errorf("ModifyDBProxyTargetGroup: %w", err)
 	}
-	b.proxy = endpointT{name: "rdslocal", host: aws.ToString(p.DBProxy.Endpoint), port: 5432}
+	return direct, aws.ToString(p.DBProxy.Endpoint), nil
+}
+
+// awsClients are RDS and Secrets Manager clients for the running rdslocal.
+func (b *bench) awsClients() (*rds.Client, *secretsmanager.Client) {
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(b.apiURL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	return rds.NewFromConfig(cfg), secretsmanager.NewFromConfig(cfg)
+}
+
+// createResources makes the PostgreSQL stack (an instance, a secret, a
+// POSTGRESQL proxy) and reads what the figures need from the database.
+func (b *bench) createResources(ctx context.Context) error {
+	rc, sm := b.awsClients()
+	var ep string
+	var err error
+	if b.direct, ep, err = b.createStack(ctx, rc, sm, stack{instance: "bench-db", engine: "postgres", class: b.opt.class,
+		secret: "bench-creds", proxy: "bench-proxy", family: types.EngineFamilyPostgresql}); err != nil {
+		return err
+	}
+	b.proxy = endpointT{name: "rdslocal", host: ep, port: 5432}
 
 	// The pool size follows max_connections.
 	conn, err := pgx.Connect(ctx, b.direct.dsn("disable"))
@@ -222,7 +250,7 @@ func (b *bench) createResources(ctx context.Context) error {
 	tg, err := rc.DescribeDBProxyTargetGroups(ctx, &rds.DescribeDBProxyTargetGroupsInput{DBProxyName: aws.String("bench-proxy")})
 	if err == nil && len(tg.TargetGroups) > 0 && tg.TargetGroups[0].ConnectionPoolConfig != nil {
 		c := tg.TargetGroups[0].ConnectionPoolConfig
-		logf("proxy %s at %s:5432, pool MaxConnectionsPercent=%d MaxIdleConnectionsPercent=%d", aws.ToString(p.DBProxy.DBProxyName),
+		logf("proxy bench-proxy at %s:5432, pool MaxConnectionsPercent=%d MaxIdleConnectionsPercent=%d",
 			b.proxy.host, aws.ToInt32(c.MaxConnectionsPercent), aws.ToInt32(c.MaxIdleConnectionsPercent))
 	}
 
