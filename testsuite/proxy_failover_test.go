@@ -329,31 +329,7 @@ func TestProxyFailoverClientClasses(t *testing.T) {
 	t.Logf("figure: errors per client class at a FailoverDBCluster through the proxy: idle %d/%d, pinned %d/%d (closed, FATAL 57P01), in transaction %d/%d (FATAL 57P01), running statement 1/1, arriving %d/%d (%d written before on the former writer, %d on the new one)",
 		idleErrs, n, pinnedErrs, n, txErrs, n, arrivalErrs, len(arrivals), onFormer, onNew)
 
-	h.settle(t, cl, cl+"-2", proxy, cl+"-1", cl+"-2")
-	got := h.ids(t, engine, cl+"-2")
-	for _, id := range acked {
-		if !slices.Contains(got, id) {
-			t.Errorf("acknowledged row %d is not on the new writer", id)
-		}
-	}
-	for _, id := range []int{300, 301, 302, 400} {
-		if slices.Contains(got, id) {
-			t.Errorf("row %d of a transaction the failover ended is on the new writer", id)
-		}
-	}
-	// The former writer, a replica now, holds what the new writer holds:
-	// no write reached it that the new writer lacks.
-	deadline = time.Now().Add(time.Minute)
-	for {
-		former := h.ids(t, engine, cl+"-1")
-		if slices.Equal(former, got) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the former writer holds %v, the new writer %v", former, got)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	h.checkFailoverRows(t, engine, cl, proxy, acked)
 }
 
 // roEndpoint creates a READ_ONLY endpoint of a proxy and returns its
@@ -559,5 +535,39 @@ func waitDead(t *testing.T, pids []int) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// checkFailoverRows waits for cluster cl to settle after its writer moved
+// from cl-1 to cl-2 and checks the rows: every acknowledged one is on the
+// new writer, none of the transactions the failover ended (ids 300-302,
+// 400) is, and the former writer, a replica now, holds exactly what the
+// new writer holds (no write reached it that the new writer lacks).
+func (h *ha) checkFailoverRows(t *testing.T, engine, cl, proxy string, acked []int) {
+	t.Helper()
+	h.settle(t, cl, cl+"-2", proxy, cl+"-1", cl+"-2")
+	got := h.ids(t, engine, cl+"-2")
+	for _, id := range acked {
+		if !slices.Contains(got, id) {
+			t.Errorf("acknowledged row %d is not on the new writer", id)
+		}
+	}
+	for _, id := range []int{300, 301, 302, 400} {
+		if slices.Contains(got, id) {
+			t.Errorf("row %d of a transaction the failover ended is on the new writer", id)
+		}
+	}
+	// The former writer, a replica now, holds what the new writer holds:
+	// no write reached it that the new writer lacks.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		former := h.ids(t, engine, cl+"-1")
+		if slices.Equal(former, got) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the former writer holds %v, the new writer %v", former, got)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
