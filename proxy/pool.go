@@ -85,11 +85,8 @@ func (t *target) capacity() int {
 		return 1 // learn max_connections from one connection first
 	}
 	c := max(1, t.serverMax*t.maxPct/100)
-	if t.busyCap > 0 {
-		if time.Now().Before(t.busyUntil) {
-			return min(c, t.busyCap)
-		}
-		t.busyCap = 0
+	if !t.liftLocked().IsZero() {
+		return min(c, t.busyCap)
 	}
 	return c
 }
